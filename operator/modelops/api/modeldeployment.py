@@ -1,0 +1,213 @@
+"""ModelDeployment: serve a ModelVersion and move between versions by gated, analysed canary steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from modelops.api.base import Condition, HistoryEntry, KubeModel, LocalObjectReference, StatusModel
+from modelops.api.modelversion import Stage
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+
+class ModelRef(KubeModel):
+    """Either one ModelVersion by name, or the newest eligible version of a model."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.versionRef) != has(self.modelName)",
+                    "message": "set exactly one of versionRef or modelName",
+                }
+            ]
+        }
+    }
+
+    version_ref: str | None = Field(default=None, max_length=253, description="A ModelVersion name.")
+    model_name: str | None = Field(default=None, max_length=253, description="Track the newest eligible version.")
+    stage: Stage = Field(default=Stage.PRODUCTION, description="With modelName: the stage a version must be in.")
+    require_approval: bool = Field(default=True, description="With modelName: only approved versions qualify.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelRef:
+        if (self.version_ref is None) == (self.model_name is None):
+            raise ValueError("set exactly one of versionRef or modelName")
+        return self
+
+
+class EnvVar(KubeModel):
+    name: str = Field(min_length=1, max_length=253)
+    value: str = Field(default="", max_length=32768)
+
+
+class ServerSpec(KubeModel):
+    """The model server: the built-in Open Inference Protocol v2 runtime, or any v2 image."""
+
+    runtime: Literal["builtin", "custom"] = "builtin"
+    image: str | None = Field(default=None, max_length=1024, description="Defaults to the operator's image.")
+    args: list[str] | None = Field(default=None, max_length=64)
+    port: int = Field(default=8080, ge=1, le=65535)
+    metrics_port: int = Field(default=8082, ge=1, le=65535)
+    env: list[EnvVar] | None = Field(default=None, max_length=128)
+    prediction_log_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class Resources(KubeModel):
+    requests: dict[str, str] | None = None
+    limits: dict[str, str] | None = None
+
+
+class Pause(KubeModel):
+    """Wait; without a duration, wait for `modelops promote`."""
+
+    duration: str | None = Field(default=None, pattern=DURATION_PATTERN)
+
+
+MetricKind = Literal["errorRate", "latencyP99", "predictionShift", "promql"]
+
+
+class AnalysisMetric(KubeModel):
+    """One measurement of the canary, compared with a threshold or with the stable track."""
+
+    name: str = Field(min_length=1, max_length=63)
+    kind: MetricKind
+    query: str | None = Field(default=None, max_length=8192, description="PromQL, for kind promql.")
+    max: float | None = Field(default=None, description="Fail when the value is above.")
+    min: float | None = Field(default=None, description="Fail when the value is below.")
+    max_ratio_to_stable: float | None = Field(
+        default=None, gt=0, description="Fail when canary/stable is above (latency, error rate)."
+    )
+    interval: str = Field(default="30s", pattern=DURATION_PATTERN)
+    count: int = Field(default=3, ge=1, le=1000)
+    failure_limit: int = Field(default=0, ge=0, le=1000)
+    inconclusive_limit: int = Field(default=1, ge=0, le=1000)
+
+
+class Analysis(KubeModel):
+    metrics: list[AnalysisMetric] = Field(min_length=1, max_length=32)
+
+
+class CanaryStep(KubeModel):
+    """Exactly one of setWeight, pause, analysis."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
+                    "message": "a step sets exactly one of setWeight, pause, analysis",
+                }
+            ]
+        }
+    }
+
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: Pause | None = None
+    analysis: Analysis | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryStep:
+        if sum(x is not None for x in (self.set_weight, self.pause, self.analysis)) != 1:
+            raise ValueError("a step sets exactly one of setWeight, pause, analysis")
+        return self
+
+
+class GatewayRouting(KubeModel):
+    """Exact weights on a Gateway API HTTPRoute the operator owns."""
+
+    http_route: str = Field(min_length=1, max_length=253)
+    parent_refs: list[LocalObjectReference] = Field(min_length=1, max_length=16)
+
+
+class TrafficRouting(KubeModel):
+    gateway_api: GatewayRouting | None = None
+
+
+class CanaryStrategy(KubeModel):
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                    "message": "setWeight must not decrease across steps",
+                    "fieldPath": ".steps",
+                }
+            ]
+        }
+    }
+
+    steps: list[CanaryStep] = Field(min_length=1, max_length=64)
+    traffic_routing: TrafficRouting | None = None
+    auto_rollback: bool = True
+    progress_deadline: str = Field(default="30m", pattern=DURATION_PATTERN)
+
+    @model_validator(mode="after")
+    def _non_decreasing(self) -> CanaryStrategy:
+        weights = [s.set_weight for s in self.steps if s.set_weight is not None]
+        if weights != sorted(weights):
+            raise ValueError("setWeight must not decrease across steps")
+        return self
+
+
+class Strategy(KubeModel):
+    canary: CanaryStrategy | None = None
+
+
+class PrometheusSpec(KubeModel):
+    address: str = Field(default="http://prometheus.monitoring:9090", max_length=2048)
+
+
+class ModelDeploymentSpec(KubeModel):
+    model: ModelRef
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    replicas: int = Field(default=1, ge=0, le=1000)
+    resources: Resources | None = None
+    strategy: Strategy = Field(default_factory=Strategy)
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+    paused: bool = False
+
+
+class RolloutPhase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    ROLLED_BACK = "RolledBack"
+
+
+class MetricResult(StatusModel):
+    name: str
+    value: float | None = None
+    phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    message: str = ""
+    time: datetime | None = None
+
+
+class AnalysisRun(StatusModel):
+    step_index: int
+    started_at: datetime
+    phase: Literal["Running", "Successful", "Failed", "Inconclusive"] = "Running"
+    measurements: list[MetricResult] = Field(default_factory=list)
+
+
+class ModelDeploymentStatus(StatusModel):
+    """All rollout state lives here, so a restarted operator resumes exactly where it was."""
+
+    phase: RolloutPhase = RolloutPhase.PENDING
+    observed_generation: int | None = None
+    stable_version: str | None = None
+    canary_version: str | None = None
+    current_step_index: int | None = None
+    canary_weight: int = 0
+    step_started_at: datetime | None = None
+    abort: bool = False
+    message: str | None = None
+    analysis_runs: list[AnalysisRun] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
