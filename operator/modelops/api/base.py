@@ -75,3 +75,10 @@ class LocalObjectReference(KubeModel):
 
 HISTORY_LIMIT = 50
 """Audit trails are bounded: the newest entries are kept, so status never outgrows etcd's limits."""
+
+
+def with_cel_rules(base: ConfigDict, rules: list[dict[str, str]]) -> ConfigDict:
+    """A model config whose generated schema carries ``x-kubernetes-validations`` (CEL) rules."""
+    config = ConfigDict(**base)
+    config["json_schema_extra"] = {"x-kubernetes-validations": list(rules)}  # type: ignore[dict-item,arg-type]
+    return config

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from modelops.api.base import Condition, HistoryEntry, KubeModel, LocalObjectReference, StatusModel
+from modelops.api.base import Condition, HistoryEntry, KubeModel, LocalObjectReference, StatusModel, with_cel_rules
 from modelops.api.modelversion import Stage
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
@@ -17,16 +17,15 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 class ModelRef(KubeModel):
     """Either one ModelVersion by name, or the newest eligible version of a model."""
 
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.versionRef) != has(self.modelName)",
-                    "message": "set exactly one of versionRef or modelName",
-                }
-            ]
-        }
-    }
+    model_config = with_cel_rules(
+        KubeModel.model_config,
+        [
+            {
+                "rule": "has(self.versionRef) != has(self.modelName)",
+                "message": "set exactly one of versionRef or modelName",
+            }
+        ],
+    )
 
     version_ref: str | None = Field(default=None, max_length=253, description="A ModelVersion name.")
     model_name: str | None = Field(default=None, max_length=253, description="Track the newest eligible version.")
@@ -95,16 +94,15 @@ class Analysis(KubeModel):
 class CanaryStep(KubeModel):
     """Exactly one of setWeight, pause, analysis."""
 
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
-                    "message": "a step sets exactly one of setWeight, pause, analysis",
-                }
-            ]
-        }
-    }
+    model_config = with_cel_rules(
+        KubeModel.model_config,
+        [
+            {
+                "rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
+                "message": "a step sets exactly one of setWeight, pause, analysis",
+            }
+        ],
+    )
 
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: Pause | None = None
@@ -129,17 +127,16 @@ class TrafficRouting(KubeModel):
 
 
 class CanaryStrategy(KubeModel):
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
-                    "message": "setWeight must not decrease across steps",
-                    "fieldPath": ".steps",
-                }
-            ]
-        }
-    }
+    model_config = with_cel_rules(
+        KubeModel.model_config,
+        [
+            {
+                "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "message": "setWeight must not decrease across steps",
+                "fieldPath": ".steps",
+            }
+        ],
+    )
 
     steps: list[CanaryStep] = Field(min_length=1, max_length=64)
     traffic_routing: TrafficRouting | None = None

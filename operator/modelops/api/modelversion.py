@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelops.api.base import Condition, HistoryEntry, KubeModel, StatusModel
+from modelops.api.base import Condition, HistoryEntry, KubeModel, StatusModel, with_cel_rules
 
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
@@ -78,9 +78,7 @@ class Approval(KubeModel):
 
 
 IMMUTABLE_REQUIRED = ("modelName", "version", "artifact")
-IMMUTABLE_OPTIONAL = (
-    "framework", "inputSchema", "outputSchema", "metrics", "params", "lineage", "referenceProfile"
-)
+IMMUTABLE_OPTIONAL = ("framework", "inputSchema", "outputSchema", "metrics", "params", "lineage", "referenceProfile")
 
 
 def _immutability_rules() -> list[dict[str, str]]:
@@ -107,7 +105,7 @@ def _immutability_rules() -> list[dict[str, str]]:
 class ModelVersionSpec(KubeModel):
     """Everything but ``stage`` and ``approval`` is immutable once created."""
 
-    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": _immutability_rules()}}
+    model_config = with_cel_rules(KubeModel.model_config, _immutability_rules())
 
     model_name: str = Field(min_length=1, max_length=253, pattern=NAME_PATTERN)
     version: str = Field(min_length=1, max_length=128)
