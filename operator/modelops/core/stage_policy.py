@@ -1,0 +1,86 @@
+"""Which stage transitions a ModelVersion may make: a chain of pure checks.
+
+Each check returns a :class:`Verdict` ``(reason, message, failed)``, in the style of cert-manager's
+certificate policies; the first failure is the answer. Adding a gate is adding a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from modelops.api.modelversion import Approval, Phase, Stage
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class TransitionRequest:
+    current: Stage
+    target: Stage
+    phase: Phase
+    approval: Approval | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str
+    message: str
+    failed: bool
+
+
+OK = Verdict("", "", failed=False)
+Check = Callable[[TransitionRequest], Verdict]
+
+_NEEDS_VERIFIED = (Stage.STAGING, Stage.PRODUCTION)
+
+
+def waiting_for_verification(req: TransitionRequest) -> Verdict:
+    """Not a refusal yet: the digest check has not finished."""
+    if req.target in _NEEDS_VERIFIED and req.phase == Phase.PENDING:
+        return Verdict("WaitingForVerification", f"stage {req.target} waits for the artifact digest check", True)
+    return OK
+
+
+def requires_verified(req: TransitionRequest) -> Verdict:
+    if req.target in _NEEDS_VERIFIED and req.phase != Phase.VERIFIED:
+        return Verdict(
+            "NotVerified",
+            f"stage {req.target} requires a verified artifact, but phase is {req.phase}",
+            True,
+        )
+    return OK
+
+
+def requires_approval(req: TransitionRequest) -> Verdict:
+    if req.target != Stage.PRODUCTION:
+        return OK
+    if req.approval is None:
+        return Verdict(
+            "ApprovalRequired",
+            "stage Production requires spec.approval with approvedBy, approvedAt and reason",
+            True,
+        )
+    if req.approval.approved_at > req.now + CLOCK_SKEW:
+        return Verdict(
+            "ApprovalInFuture",
+            f"spec.approval.approvedAt {req.approval.approved_at.isoformat()} is in the future",
+            True,
+        )
+    return OK
+
+
+DEFAULT_CHECKS: tuple[Check, ...] = (waiting_for_verification, requires_verified, requires_approval)
+
+
+def evaluate(req: TransitionRequest, checks: Sequence[Check] = DEFAULT_CHECKS) -> Verdict:
+    """The first failing check, or OK. Moving to the current stage or to Archived always passes."""
+    if req.target == req.current:
+        return OK
+    for check in checks:
+        verdict = check(req)
+        if verdict.failed:
+            return verdict
+    return OK
