@@ -1,0 +1,104 @@
+"""ModelVersion handlers: parse -> observe -> decide (core.registry) -> apply -> status and Events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
+from modelops.core.conditions import set_condition
+from modelops.core.registry import Decision, EventSpec, decide
+from modelops.k8s import events, resources
+from modelops.k8s.observe import observe_model_version
+from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
+from modelops.telemetry import forget_model_version, observe_reconcile, set_model_version_info
+
+KIND = "ModelVersion"
+
+
+def invalid_spec_status(
+    status: dict[str, Any], exc: ValidationError, generation: int, now: dt.datetime
+) -> tuple[dict[str, Any], str]:
+    """Status for a spec the API server accepted but we cannot parse: name the field, do not crash."""
+    first = exc.errors()[0]
+    field = "spec." + ".".join(str(p) for p in first["loc"])
+    message = f"{field}: {first['msg']}"
+    current = ModelVersionStatus.model_validate(status or {})
+    conds = set_condition(current.conditions, "Ready", "False", "InvalidSpec", message, now, generation)
+    new = current.model_copy(update={"conditions": conds, "observed_generation": generation, "message": message})
+    return new.to_wire(), message
+
+
+def apply_decision(
+    api: CustomObjects,
+    namespace: str,
+    body: dict[str, Any],
+    decision: Decision,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Archive superseded siblings first, then our own status: a crash in between is re-decided safely."""
+    for demotion in decision.demotions:
+        try:
+            api.patch(
+                MODEL_VERSION,
+                namespace,
+                demotion.name,
+                {"metadata": {"resourceVersion": demotion.resource_version}, "spec": {"stage": Stage.ARCHIVED}},
+            )
+        except Conflict as exc:
+            raise kopf.TemporaryError(f"{demotion.name} changed while archiving it: {exc}", delay=1) from exc
+        api.patch_status(MODEL_VERSION, namespace, demotion.name, demotion.status.to_wire())
+        sibling = api.get(MODEL_VERSION, namespace, demotion.name)
+        events.record(sibling, [demotion.event])
+        logger.info("archived %s: superseded", demotion.name)
+    if decision.changed:
+        api.patch_status(MODEL_VERSION, namespace, body["metadata"]["name"], decision.status.to_wire())
+    events.record(body, decision.events)
+
+
+def reconcile(
+    api: CustomObjects, body: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any], now: dt.datetime
+) -> None:
+    meta = body["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation", 1))
+    with observe_reconcile(KIND) as outcome:
+        try:
+            spec = ModelVersionSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            outcome.result = "invalid"
+            wire, message = invalid_spec_status(body.get("status") or {}, exc, generation, now)
+            api.patch_status(MODEL_VERSION, namespace, name, wire)
+            events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
+            return
+        status = ModelVersionStatus.model_validate(body.get("status") or {})
+        observations = observe_model_version(api, namespace, name, spec, status)
+        decision = decide(name, generation, spec, status, observations, now)
+        apply_decision(api, namespace, body, decision, logger)
+        new = decision.status
+        set_model_version_info(
+            namespace, name, spec.model_name, spec.version, str(new.stage or Stage.NONE), str(new.phase)
+        )
+        if decision.retry_after_seconds is not None:
+            outcome.result = "retry"
+            raise kopf.TemporaryError(new.message or "artifact unreachable", delay=decision.retry_after_seconds)
+
+
+def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
+    """Register the ModelVersion handlers on ``registry``; ``api_factory()`` returns a CustomObjects."""
+
+    @kopf.on.resume("modelops.dev", "v1alpha1", "modelversions", registry=registry)
+    @kopf.on.create("modelops.dev", "v1alpha1", "modelversions", registry=registry)
+    @kopf.on.update("modelops.dev", "v1alpha1", "modelversions", field="spec", registry=registry)
+    def model_version(**kwargs: Any) -> None:
+        reconcile(api_factory(), dict(kwargs["body"]), kwargs["logger"], dt.datetime.now(dt.UTC))
+
+    @kopf.on.delete("modelops.dev", "v1alpha1", "modelversions", registry=registry, optional=True)
+    def model_version_deleted(**kwargs: Any) -> None:
+        forget_model_version(str(kwargs["namespace"]), str(kwargs["name"]))
+
+
+__all__ = ["reconcile", "register", "resources"]

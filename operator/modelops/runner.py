@@ -1,0 +1,134 @@
+"""Run the kopf operator: handler registry, settings, login, metrics and health endpoints.
+
+Used by `modelops run` (its own process) and by the demo and tests (a thread with its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from modelops.handlers import modelversion
+from modelops.k8s.client import load_api_client
+from modelops.k8s.resources import CustomObjects
+from modelops.telemetry import REGISTRY
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OperatorConfig:
+    namespaces: Sequence[str] = ()
+    clusterwide: bool = False
+    kubeconfig: str | None = None
+    health_port: int | None = 8080
+    metrics_port: int | None = 9090
+    host: str = "0.0.0.0"
+    extra_handlers: Sequence[Callable[[kopf.OperatorRegistry, Callable[[], CustomObjects]], None]] = field(
+        default_factory=tuple
+    )
+
+
+def build_registry(api_factory: Callable[[], CustomObjects]) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    modelversion.register(registry, api_factory)
+    return registry
+
+
+def build_settings() -> kopf.OperatorSettings:
+    """Progress in annotations (our status schema is ours alone), modest retries, quiet watches."""
+    settings = kopf.OperatorSettings()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modelops.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="modelops.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "modelops.dev/finalizer"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 8
+    settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    return settings
+
+
+async def run_operator(
+    cfg: OperatorConfig,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run until ``stop_flag`` is set (or forever)."""
+    if cfg.kubeconfig:
+        os.environ["KUBECONFIG"] = cfg.kubeconfig
+    shared: dict[str, CustomObjects] = {}
+
+    def api_factory() -> CustomObjects:
+        if "api" not in shared:
+            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig))
+        return shared["api"]
+
+    registry = build_registry(api_factory)
+    for extra in cfg.extra_handlers:
+        extra(registry, api_factory)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    if cfg.metrics_port is not None:
+        start_http_server(cfg.metrics_port, addr=cfg.host, registry=REGISTRY)
+        log.info("metrics on http://%s:%d/metrics", cfg.host, cfg.metrics_port)
+    liveness = f"http://{cfg.host}:{cfg.health_port}/healthz" if cfg.health_port is not None else None
+    await kopf.operator(
+        registry=registry,
+        settings=build_settings(),
+        standalone=True,
+        clusterwide=cfg.clusterwide,
+        namespaces=list(cfg.namespaces),
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+class OperatorThread:
+    """The operator in a daemon thread with its own event loop (the demo and in-process tests)."""
+
+    def __init__(self, cfg: OperatorConfig) -> None:
+        self.cfg = cfg
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="modelops-operator", daemon=True)
+        self.error: BaseException | None = None
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(run_operator(self.cfg, stop_flag=self._stop, ready_flag=self._ready))
+        except BaseException as exc:  # surfaced to the caller through .error
+            self.error = exc
+            self._ready.set()
+
+    def start(self, timeout: float = 30.0) -> OperatorThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("operator did not become ready")
+        if self.error is not None:
+            raise RuntimeError(f"operator failed to start: {self.error}") from self.error
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> OperatorThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
