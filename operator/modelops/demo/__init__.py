@@ -1,0 +1,1 @@
+"""The local demo: a fake API server, the real operator, and examples/ applied, narrated."""
