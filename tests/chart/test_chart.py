@@ -1,0 +1,526 @@
+"""The Helm chart, rendered by the real Helm engine (helm-python-sdk) for several value sets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from ._support import CHART_DIR, NAMESPACE, RELEASE, ROOT, VALUE_SETS, Renderer
+
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema shipped.
+KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(manifests, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def operator_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["operator"]
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def pod_specs(node: Any) -> Iterator[dict[str, Any]]:
+    """Every pod spec anywhere in a manifest (Deployment, Job, CronJob, bare Pod...)."""
+    if isinstance(node, dict):
+        if "containers" in node:
+            yield node
+        for value in node.values():
+            yield from pod_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from pod_specs(value)
+
+
+Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def permissions(rules: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+MANAGE = ("get", "list", "watch", "create", "patch", "update", "delete")
+CRS = ("modelversions", "modeldeployments", "driftmonitors")
+
+EXPECTED_NAMESPACED: set[Permission] = (
+    {("modelops.dev", r, v) for r in CRS for v in ("get", "list", "watch", "patch", "update")}
+    | {("modelops.dev", f"{r}/status", v) for r in CRS for v in ("get", "patch", "update")}
+    | {("modelops.dev", f"{r}/finalizers", "update") for r in CRS}
+    | {(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")}
+    | {("apps", "deployments", v) for v in MANAGE}
+    | {("", r, v) for r in ("services", "configmaps", "serviceaccounts") for v in MANAGE}
+    | {("batch", r, v) for r in ("cronjobs", "jobs") for v in MANAGE}
+    | {("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in MANAGE}
+    | {("gateway.networking.k8s.io", "httproutes", v) for v in MANAGE}
+    | {("", "secrets", "get")}
+)
+EXPECTED_CLUSTER: set[Permission] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+} | {("", "namespaces", v) for v in ("get", "list", "watch")}
+
+# What the operator grants the drift job in its Role: RBAC escalation prevention requires the
+# operator to hold every one of these itself.
+DRIFT_JOB_ROLE: set[Permission] = {
+    ("modelops.dev", "driftmonitors/status", "get"),
+    ("modelops.dev", "driftmonitors/status", "patch"),
+    ("modelops.dev", "driftmonitors", "get"),
+    ("", "secrets", "get"),
+}
+
+
+# ---------------------------------------------------------------- lint and schema validation
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_lint_strict_is_clean(name: str) -> None:
+    report = helm.lint(CHART_DIR, VALUE_SETS[name], strict=True, namespace=NAMESPACE)
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == []
+
+
+def test_helm_lint_reports_schema_violations() -> None:
+    report = helm.lint(CHART_DIR, {"replicas": "two"}, strict=True, namespace=NAMESPACE)
+    text = " ".join([*report["errors"], *(m["error"] for m in report["messages"] if m["severity"] >= 3)])
+    assert "replicas" in text
+
+
+def test_every_manifest_is_valid_kubernetes(manifests: list[dict[str, Any]]) -> None:
+    validated = set()
+    for manifest in manifests:
+        if manifest["kind"] in CUSTOM_KINDS:
+            continue  # no schema in kubernetes-validate; checked by test_service_monitor / test_alerts
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        validated.add(manifest["kind"])
+    assert {
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "NetworkPolicy",
+    } <= validated
+
+
+def test_strict_validation_catches_unknown_fields(render: Renderer) -> None:
+    # The check above is only worth something if a typo in a template fails it.
+    deployment = one(render({}), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesystem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSIONS[-1], strict=True)
+
+
+def test_every_manifest_is_namespaced_or_cluster_scoped_explicitly(manifests: list[dict[str, Any]]) -> None:
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+    for manifest in manifests:
+        has_namespace = "namespace" in manifest["metadata"]
+        assert has_namespace != (manifest["kind"] in cluster_scoped), manifest["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"replicas": "two"},
+        {"replicas": 2},  # standalone kopf: two operators would both reconcile
+        {"replicaCount": 1},  # unknown top-level key
+        {"image": {"repository": "x", "tagg": "1"}},  # unknown nested key
+        {"image": {"repository": "x", "pullPolicy": "Sometimes"}},
+        {"image": {"repository": "x", "digest": "latest"}},
+        {"watchNamespaces": ["Team_A"]},
+        {"watchNamespaces": ["a", "a"]},
+        {"metrics": {"service": {"port": 0}}},
+        {"serviceMonitor": {"enabled": "yes"}},
+        {"rbac": {"create": True, "clusterWide": True}},
+    ],
+    ids=lambda v: yaml.safe_dump(v, default_flow_style=True).strip(),
+)
+def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema(chart.merge_values(values))
+        # And an install refuses them, not just the explicit check.
+        with pytest.raises(helm.HelmError):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_values_schema_accepts_the_documented_value_sets(name: str) -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart.validate_schema(chart.merge_values(VALUE_SETS[name]))
+
+
+def test_values_schema_is_strict_everywhere() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        schema = chart.schema
+        defaults = chart.values
+    assert schema is not None
+    assert schema["additionalProperties"] is False
+    # Every top-level value is described by the schema, and every object of our own is closed.
+    assert set(defaults) == set(schema["properties"])
+    for key in (
+        "image",
+        "serviceAccount",
+        "rbac",
+        "metrics",
+        "serviceMonitor",
+        "prometheusRule",
+        "networkPolicy",
+        "resources",
+    ):
+        assert schema["properties"][key]["additionalProperties"] is False, key
+    assert schema["properties"]["metrics"]["properties"]["service"]["additionalProperties"] is False
+
+
+# ---------------------------------------------------------------- the operator Deployment
+
+
+def test_deployment_runs_one_standalone_operator(render: Renderer) -> None:
+    deployment = one(render({}), "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+
+
+def test_cluster_wide_args_and_env(render: Renderer) -> None:
+    container = operator_container(render({}))
+    assert container["command"] == ["modelops", "run"]
+    assert container["args"] == ["--all-namespaces", "--health-port", "8080", "--metrics-port", "9090"]
+    assert container["image"] == "ghcr.io/modelops/modelops:0.1.0"  # tag defaults to appVersion
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODELOPS_IMAGE"]["value"] == container["image"]
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_namespaced_args(render: Renderer) -> None:
+    container = operator_container(render(VALUE_SETS["namespaced"]))
+    assert "--all-namespaces" not in container["args"]
+    assert container["args"][:4] == ["--namespace", "team-a", "--namespace", "team-b"]
+
+
+def test_image_tag_digest_and_extras(render: Renderer) -> None:
+    digest = "sha256:" + "a" * 64
+    container = operator_container(
+        render(
+            {
+                "image": {"repository": "registry.example/mo", "tag": "1.2.3", "digest": digest},
+                "extraArgs": ["--verbose"],
+                "extraEnv": [{"name": "X", "value": "1"}],
+            }
+        )
+    )
+    assert container["image"] == f"registry.example/mo@{digest}"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELOPS_IMAGE"] == container["image"]
+    assert env["X"] == "1"
+    assert container["args"][-1] == "--verbose"
+    tagged = operator_container(render({"image": {"repository": "registry.example/mo", "tag": "1.2.3"}}))
+    assert tagged["image"] == "registry.example/mo:1.2.3"
+
+
+def test_probes_and_ports(render: Renderer) -> None:
+    container = operator_container(render({}))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_resources_have_requests_and_limits(render: Renderer) -> None:
+    resources = operator_container(render({}))["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) >= {"memory"}
+
+
+def test_restricted_security_context_on_every_pod(manifests: list[dict[str, Any]]) -> None:
+    specs = [spec for m in manifests for spec in pod_specs(m)]
+    assert specs, "no pod spec rendered"
+    for spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert pod["runAsUser"] == 65532
+        assert pod["runAsGroup"] == 65532
+        assert pod["fsGroup"] == 65532
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is True  # the operator needs the API
+        assert spec.get("hostNetwork", False) is False
+        assert spec.get("hostPID", False) is False
+        for container in [*spec["containers"], *spec.get("initContainers", [])]:
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False
+            assert ctx["readOnlyRootFilesystem"] is True
+            assert ctx["capabilities"] == {"drop": ["ALL"]}
+            assert ctx.get("privileged", False) is False
+            assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert "emptyDir" in volumes["tmp"]
+
+
+# ---------------------------------------------------------------- RBAC
+
+
+def rbac_rules(manifests: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for manifest in manifests:
+        for rule in manifest.get("rules", []):
+            yield manifest, rule
+
+
+def test_no_rbac_wildcards(manifests: list[dict[str, Any]]) -> None:
+    rules = list(rbac_rules(manifests))
+    assert rules
+    for manifest, rule in rules:
+        for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+            for item in rule.get(field, []):
+                assert "*" not in item, f"{manifest['kind']}/{manifest['metadata']['name']}: {field} {item!r}"
+        assert "nonResourceURLs" not in rule
+
+
+def test_no_escalation_verbs(manifests: list[dict[str, Any]]) -> None:
+    for _manifest, rule in rbac_rules(manifests):
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_cluster_wide_rbac(render: Renderer) -> None:
+    manifests = render({})
+    assert by_kind(manifests, "Role") == []
+    assert by_kind(manifests, "RoleBinding") == []
+    roles = {r["metadata"]["name"]: r for r in by_kind(manifests, "ClusterRole")}
+    assert permissions(roles[RELEASE]["rules"]) == EXPECTED_NAMESPACED
+    assert permissions(roles[f"{RELEASE}-cluster"]["rules"]) == EXPECTED_CLUSTER
+    bindings = {b["roleRef"]["name"]: b for b in by_kind(manifests, "ClusterRoleBinding")}
+    assert set(bindings) == set(roles)
+    sa = one(manifests, "ServiceAccount")["metadata"]
+    for binding in bindings.values():
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == sa["name"]
+
+
+def test_namespaced_rbac_grants_only_the_watched_namespaces(render: Renderer) -> None:
+    manifests = render(VALUE_SETS["namespaced"])
+    roles = by_kind(manifests, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert permissions(role["rules"]) == EXPECTED_NAMESPACED
+    bindings = by_kind(manifests, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RELEASE}
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    # Only kopf's cluster-scoped reads remain cluster-wide.
+    cluster_roles = by_kind(manifests, "ClusterRole")
+    assert [r["metadata"]["name"] for r in cluster_roles] == [f"{RELEASE}-cluster"]
+    assert permissions(cluster_roles[0]["rules"]) == EXPECTED_CLUSTER
+
+
+def test_operator_holds_what_it_grants_the_drift_job(render: Renderer) -> None:
+    # Otherwise the API server rejects the drift job's Role (RBAC escalation prevention).
+    roles = {r["metadata"]["name"]: r for r in by_kind(render({}), "ClusterRole")}
+    assert permissions(roles[RELEASE]["rules"]) >= DRIFT_JOB_ROLE
+
+
+def test_secrets_are_readable_by_name_only(render: Renderer) -> None:
+    held = permissions(next(r for r in by_kind(render({}), "ClusterRole") if r["metadata"]["name"] == RELEASE)["rules"])
+    assert {verb for group, resource, verb in held if (group, resource) == ("", "secrets")} == {"get"}
+    assert not {p for p in held if p[1] in {"pods/exec", "nodes", "leases", "pods"}}
+
+
+def test_rbac_can_be_disabled(render: Renderer) -> None:
+    kinds = {m["kind"] for m in render({"rbac": {"create": False}})}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def test_existing_service_account(render: Renderer) -> None:
+    manifests = render({"serviceAccount": {"create": False, "name": "mine"}, "watchNamespaces": ["a"]})
+    assert by_kind(manifests, "ServiceAccount") == []
+    assert one(manifests, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+    assert one(manifests, "RoleBinding")["subjects"][0]["name"] == "mine"
+
+
+# ---------------------------------------------------------------- metrics, ServiceMonitor, PrometheusRule
+
+
+def test_metrics_service_targets_the_operator(render: Renderer) -> None:
+    manifests = render({})
+    service = one(manifests, "Service")
+    pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert not {m["kind"] for m in manifests} & CUSTOM_KINDS  # both off by default
+
+
+def test_service_monitor_selects_the_metrics_service(render: Renderer) -> None:
+    manifests = render(VALUE_SETS["monitoring"])
+    monitor = one(manifests, "ServiceMonitor")
+    service = one(manifests, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    # The alerts select job="modelops": the job label comes from this Service label.
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "modelops"
+
+
+def test_service_monitor_needs_the_service() -> None:
+    with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmRenderError, match=r"metrics\.service"):
+        chart.render(
+            {"serviceMonitor": {"enabled": True}, "metrics": {"service": {"enabled": False}}},
+            name=RELEASE,
+            namespace=NAMESPACE,
+        )
+
+
+def test_prometheus_rule_carries_the_alerts_file(render: Renderer) -> None:
+    rule = one(render(VALUE_SETS["monitoring"]), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = yaml.safe_load((CHART_DIR / "files" / "alerts.yaml").read_text())
+    assert rule["spec"] == {"groups": alerts["groups"]}
+
+
+# ---------------------------------------------------------------- CRDs and the plain install manifest
+
+
+def test_chart_crds_are_the_repo_crds_byte_for_byte() -> None:
+    repo = {p.name: p.read_bytes() for p in sorted((ROOT / "crds").glob("*.yaml"))}
+    chart = {p.name: p.read_bytes() for p in sorted((CHART_DIR / "crds").iterdir())}
+    assert repo, "crds/ is empty"
+    assert chart == repo, "charts/modelops/crds is stale: run `modelops crds --chart charts/modelops`"
+    # And Helm really ships them: its loader sees exactly these files.
+    with helm.Chart.load(CHART_DIR) as loaded:
+        shipped = {c["filename"].rsplit("/", 1)[-1]: c["data"].encode() for c in loaded.crds}
+    assert shipped == repo
+
+
+def test_templates_render_no_crds(manifests: list[dict[str, Any]]) -> None:
+    # CRDs live in crds/ only (installed first, never templated, never deleted by helm uninstall).
+    assert "CustomResourceDefinition" not in {m["kind"] for m in manifests}
+
+
+def test_install_manifest_is_not_stale() -> None:
+    # The documented regeneration command, run exactly as a user would.
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.support.render_chart"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    committed = (ROOT / "examples" / "install" / "modelops-operator.yaml").read_text()
+    assert result.stdout == committed, (
+        "examples/install/modelops-operator.yaml is stale: "
+        "python -m tests.support.render_chart > examples/install/modelops-operator.yaml"
+    )
+
+
+def test_install_manifest_is_complete_and_valid(render: Renderer) -> None:
+    docs = [d for d in yaml.safe_load_all((ROOT / "examples" / "install" / "modelops-operator.yaml").read_text()) if d]
+    namespace = docs[0]
+    assert namespace["kind"] == "Namespace"
+    assert namespace["metadata"]["name"] == NAMESPACE
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert docs[1:] == render({})
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
+        assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE
+
+
+def test_notes_name_the_mode() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        wide = chart.render({}, name=RELEASE, namespace=NAMESPACE)
+        scoped = chart.render(VALUE_SETS["namespaced"], name=RELEASE, namespace=NAMESPACE)
+    notes = next(v for k, v in wide.items() if k.endswith("NOTES.txt"))
+    assert "cluster-wide" in notes
+    notes = next(v for k, v in scoped.items() if k.endswith("NOTES.txt"))
+    assert "team-a, team-b" in notes
+
+
+def test_network_policy_admits_only_health_and_metrics(render: Renderer) -> None:
+    manifests = render({})
+    policy = one(manifests, "NetworkPolicy")
+    pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress: API server, artifacts, Prometheus
+    container_ports = {p["name"] for p in operator_container(manifests)["ports"]}
+    admitted = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert admitted == container_ports == {"health", "metrics"}
+
+
+def test_network_policy_restricts_metrics_scrapers(render: Renderer) -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    policy = one(render({"networkPolicy": {"enabled": True, "metricsFrom": [peer]}}), "NetworkPolicy")
+    metrics_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "metrics")
+    assert metrics_rule["from"] == [peer]
+    assert by_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy") == []
+
+
+@pytest.mark.parametrize("name", ["default", "namespaced"])
+def test_modelops_run_accepts_the_chart_arguments(render: Renderer, name: str) -> None:
+    # The chart and the CLI must agree on flags, or the pod crash-loops on a real cluster.
+    cli = pytest.importorskip("modelops.cli")
+    parser = cli.build_parser()
+    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    if "run" not in subcommands:
+        pytest.skip("`modelops run` is not implemented yet")
+    container = operator_container(render(VALUE_SETS[name]))
+    args = parser.parse_args([*container["command"][1:], *container["args"]])
+    assert args.command == "run"
+    assert (args.health_port, args.metrics_port) == (8080, 9090)
+    if name == "namespaced":
+        assert args.namespace == ["team-a", "team-b"]
+        assert not args.all_namespaces
+    else:
+        assert args.all_namespaces
+
+
+def documented_permissions() -> tuple[set[Permission], set[Permission]]:
+    """(namespaced, cluster) permissions from the RBAC table of docs/install.md."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    section = text.split("## 5. RBAC", 1)[1].split("\n## ", 1)[0]
+    namespaced: set[Permission] = set()
+    cluster: set[Permission] = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in {"API group", "---"}:
+            continue
+        target = cluster if "(cluster)" in cells[0] else namespaced
+        groups = [g.replace("(cluster)", "").strip().strip("`") for g in cells[0].split(",")]
+        groups = ["" if g == "core" else g for g in groups]
+        resources = [r.strip().strip("`") for r in cells[1].split(",")]
+        verbs = [v.strip() for v in cells[2].split(",")]
+        target |= {(g, r, v) for g in groups for r in resources for v in verbs}
+    return namespaced, cluster
+
+
+def test_docs_rbac_table_matches_the_chart(render: Renderer) -> None:
+    namespaced, cluster = documented_permissions()
+    roles = {r["metadata"]["name"]: permissions(r["rules"]) for r in by_kind(render({}), "ClusterRole")}
+    assert namespaced == roles[RELEASE]
+    assert cluster == roles[f"{RELEASE}-cluster"]
