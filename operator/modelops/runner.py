@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,24 @@ class OperatorConfig:
     host: str = "0.0.0.0"
     extra_handlers: Sequence[Callable[[kopf.OperatorRegistry, Callable[[], CustomObjects]], None]] = field(
         default_factory=tuple
+    )
+
+
+def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same loader the CLI uses (kopf's own reads $KUBECONFIG at import)."""
+    c = load_api_client(kubeconfig).configuration
+    bearer = c.get_api_key_with_prefix("BearerToken") or c.get_api_key_with_prefix("authorization") or ""
+    scheme, _, token = bearer.partition(" ")
+    return kopf.ConnectionInfo(
+        server=c.host,
+        ca_path=c.ssl_ca_cert or None,
+        insecure=not c.verify_ssl,
+        username=c.username or None,
+        password=c.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=c.cert_file or None,
+        private_key_path=c.key_file or None,
     )
 
 
@@ -65,8 +82,6 @@ async def run_operator(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run until ``stop_flag`` is set (or forever)."""
-    if cfg.kubeconfig:
-        os.environ["KUBECONFIG"] = cfg.kubeconfig
     shared: dict[str, CustomObjects] = {}
 
     def api_factory() -> CustomObjects:
@@ -79,8 +94,8 @@ async def run_operator(
         extra(registry, api_factory)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(cfg.kubeconfig)
 
     if cfg.metrics_port is not None:
         start_http_server(cfg.metrics_port, addr=cfg.host, registry=REGISTRY)

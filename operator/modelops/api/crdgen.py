@@ -116,6 +116,10 @@ def _resolve(node: Any, defs: JSON) -> Any:
         node = {**_resolve(options[0], defs), **node}
         if node.get("default", 0) is None:
             node.pop("default")
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node.get(bound), bool):
+            node[plain] = node.pop(bound)  # JSON Schema 2020 number -> OpenAPI v3.0 boolean flag
+            node[bound] = True
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for key in _DROP:

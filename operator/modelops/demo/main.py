@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ def run_demo() -> int:
     from modelops.sandbox import ServerThread
 
     started = time.monotonic()
+    for noisy in ("kopf", "modelops", "aiohttp", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)  # "signals ignored in a thread"
     examples = find_examples()
     with tempfile.TemporaryDirectory(prefix="modelops-demo-") as tmp, ServerThread(port=0) as server:
         kubeconfig = str(server.write_kubeconfig(Path(tmp) / "kubeconfig"))

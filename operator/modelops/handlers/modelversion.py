@@ -40,23 +40,38 @@ def apply_decision(
     decision: Decision,
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
-    """Archive superseded siblings first, then our own status: a crash in between is re-decided safely."""
-    for demotion in decision.demotions:
-        try:
+    """Archive superseded siblings first, then write our own status.
+
+    Every write carries the resourceVersion the decision was made from, so a decision based on a
+    stale read is retried on fresh state instead of overwriting someone else's update. A crash
+    between the writes is re-decided safely: the siblings are already archived.
+    """
+    try:
+        for demotion in decision.demotions:
+            archived = api.patch_status(
+                MODEL_VERSION, namespace, demotion.name, demotion.status.to_wire(), demotion.resource_version
+            )
             api.patch(
                 MODEL_VERSION,
                 namespace,
                 demotion.name,
-                {"metadata": {"resourceVersion": demotion.resource_version}, "spec": {"stage": Stage.ARCHIVED}},
+                {
+                    "metadata": {"resourceVersion": archived["metadata"]["resourceVersion"]},
+                    "spec": {"stage": Stage.ARCHIVED},
+                },
             )
-        except Conflict as exc:
-            raise kopf.TemporaryError(f"{demotion.name} changed while archiving it: {exc}", delay=1) from exc
-        api.patch_status(MODEL_VERSION, namespace, demotion.name, demotion.status.to_wire())
-        sibling = api.get(MODEL_VERSION, namespace, demotion.name)
-        events.record(sibling, [demotion.event])
-        logger.info("archived %s: superseded", demotion.name)
-    if decision.changed:
-        api.patch_status(MODEL_VERSION, namespace, body["metadata"]["name"], decision.status.to_wire())
+            events.record(archived, [demotion.event])
+            logger.info("archived %s: superseded", demotion.name)
+        if decision.changed:
+            api.patch_status(
+                MODEL_VERSION,
+                namespace,
+                body["metadata"]["name"],
+                decision.status.to_wire(),
+                str(body["metadata"].get("resourceVersion") or "") or None,
+            )
+    except Conflict as exc:
+        raise kopf.TemporaryError(f"changed while reconciling, retrying on fresh state: {exc}", delay=0.5) from exc
     events.record(body, decision.events)
 
 

@@ -94,10 +94,14 @@ class CustomObjects:
         """JSON merge patch; put metadata.resourceVersion in ``body`` to fail with Conflict if stale."""
         return self._call(self._co.patch_namespaced_custom_object, namespace, kind.plural, name, body)
 
-    def patch_status(self, kind: CustomKind, namespace: str, name: str, status: Obj) -> Obj:
-        return self._call(
-            self._co.patch_namespaced_custom_object_status, namespace, kind.plural, name, {"status": status}
-        )
+    def patch_status(
+        self, kind: CustomKind, namespace: str, name: str, status: Obj, resource_version: str | None = None
+    ) -> Obj:
+        """Merge-patch status; with ``resource_version``, Conflict if the object changed since it was read."""
+        body: Obj = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self._call(self._co.patch_namespaced_custom_object_status, namespace, kind.plural, name, body)
 
     def delete(self, kind: CustomKind, namespace: str, name: str) -> Obj:
         return self._call(self._co.delete_namespaced_custom_object, namespace, kind.plural, name)
