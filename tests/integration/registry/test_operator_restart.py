@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.registry.conftest import cond, model_version, status, wait_for
-from tests.support.faultproxy import FaultProxy, kubeconfig_for
 
 from modelops.k8s.resources import MODEL_VERSION
+from tests.integration.registry.conftest import cond, model_version, status, wait_for
+from tests.support.faultproxy import FaultProxy, kubeconfig_for
 
 
 def free_port() -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from tests.integration.registry.conftest import cond, model_version, status, wait_event, wait_for
 
 from modelops.k8s.resources import MODEL_VERSION, Rejected
 from modelops.telemetry import MODEL_VERSION_INFO
+from tests.integration.registry.conftest import cond, model_version, status, wait_event, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
