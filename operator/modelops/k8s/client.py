@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
 
 class KubeConnectionError(Exception):
     """The kubeconfig is broken or the API server cannot be reached: a one-line, fixable error."""
+
+
+def one_line(exc: object) -> str:
+    return " ".join(str(exc).split())
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -21,13 +26,13 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
             config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
         else:
             config.load_incluster_config(client_configuration=cfg)
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
+    except (ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as exc:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise KubeConnectionError(f"cannot load kubeconfig {where}: {exc}") from exc
+        raise KubeConnectionError(f"cannot load kubeconfig {where}: {one_line(exc)}") from exc
     cfg.retries = urllib3.Retry(total=1, connect=1, read=0, backoff_factor=0.2)
     return client.ApiClient(cfg)
 
 
 def describe_unreachable(api: client.ApiClient, exc: BaseException) -> KubeConnectionError:
     reason = getattr(exc, "reason", None) or exc
-    return KubeConnectionError(f"cannot reach the Kubernetes API at {api.configuration.host}: {reason}")
+    return KubeConnectionError(f"cannot reach the Kubernetes API at {api.configuration.host}: {one_line(reason)}")
