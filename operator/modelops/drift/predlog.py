@@ -1,0 +1,192 @@
+"""The model server's prediction log, read over a time window: the one place that knows its schema.
+
+Assumed row schema (JSONL lines or Parquet rows; a URI may be a file, a directory or a glob of
+rotated files)::
+
+    {"timestamp": "2026-11-26T10:00:00Z" | 1764151200.0,   # RFC 3339 or epoch seconds
+     "model": "churn", "version": "3", "track": "stable" | "canary",
+     "inputs": {"feature": value, ...},                    # a value or a list (a batch)
+     "outputs": {"name": value, ...}}
+
+Inputs become columns named by feature; outputs become ``outputs.<name>`` (map them onto a
+reference column with ``columnMapping.rename``). When input values are lists of one length, the
+row is a batch and expands to that many rows. Keys missing from a row are missing values
+(counted as NaN), never dropped. If the server's log changes, adapt this module only.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from modelops.drift.errors import DriftDataError
+from modelops.drift.frame import Column, frame_from_arrays
+from modelops.drift.readers import is_local, local_path, open_uri
+
+OUTPUT_PREFIX = "outputs."
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which rows count: a half-open time window and, optionally, model/version/track."""
+
+    start: datetime
+    end: datetime
+    model: str | None = None
+    version: str | None = None
+    track: str | None = None
+
+
+@dataclass
+class LogStats:
+    files: int = 0
+    rows_read: int = 0
+    rows_matched: int = 0
+    malformed: int = 0
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """RFC 3339 text (``Z`` or offset; naive means UTC) or epoch seconds; None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            try:
+                return datetime.fromtimestamp(float(value), tz=UTC)
+            except (ValueError, OverflowError):
+                return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def expand_uri(uri: str) -> list[str]:
+    """A file, every file of a directory, or a glob's matches; sorted for reproducibility."""
+    if is_local(uri):
+        path = local_path(uri)
+        if path.is_dir():
+            return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if any(ch in str(path) for ch in "*?["):
+            return sorted(_glob.glob(str(path)))
+        return [str(path)]
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover
+        raise DriftDataError("UnreadableData", f"reading {uri} needs fsspec") from exc
+    fs, path = fsspec.core.url_to_fs(uri)
+    protocol = uri.split("://", 1)[0]
+    if any(ch in path for ch in "*?["):
+        found = fs.glob(path)
+    elif fs.isdir(path):
+        found = [p for p in fs.find(path)]
+    else:
+        found = [path]
+    return sorted(f"{protocol}://{p}" if "://" not in p else p for p in found)
+
+
+def _rows_jsonl(uri: str, stats: LogStats) -> Iterator[Mapping[str, Any]]:
+    with open_uri(uri) as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line:
+                continue
+            stats.rows_read += 1
+            try:
+                row = json.loads(line)
+            except ValueError:
+                stats.malformed += 1  # e.g. a line still being written by the server
+                continue
+            if isinstance(row, dict):
+                yield row
+            else:
+                stats.malformed += 1
+
+
+def _rows_parquet(uri: str, stats: LogStats) -> Iterator[Mapping[str, Any]]:
+    import pyarrow.parquet as pq
+
+    with open_uri(uri) as fh:
+        try:
+            table = pq.read_table(fh)
+        except Exception as exc:
+            raise DriftDataError("UnreadableData", f"cannot read prediction log {uri}: {exc}") from exc
+    for row in table.to_pylist():
+        stats.rows_read += 1
+        yield row
+
+
+def _matches(row: Mapping[str, Any], flt: LogFilter, stats: LogStats) -> bool:
+    ts = parse_timestamp(row.get("timestamp"))
+    if ts is None:
+        stats.malformed += 1
+        return False
+    if not (flt.start <= ts < flt.end):
+        return False
+    for key, want in (("model", flt.model), ("version", flt.version), ("track", flt.track)):
+        if want is not None and str(row.get(key)) != want:
+            return False
+    return True
+
+
+def _expand(row: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    inputs = row.get("inputs") or {}
+    outputs = row.get("outputs") or {}
+    if not isinstance(inputs, Mapping) or not isinstance(outputs, Mapping):
+        raise DriftDataError("MistypedData", "prediction log row has inputs/outputs that are not objects")
+    flat: dict[str, Any] = dict(inputs)
+    flat.update({OUTPUT_PREFIX + k: v for k, v in outputs.items()})
+    sizes = {len(v) for v in flat.values() if isinstance(v, list)}
+    if not sizes:
+        return [flat]
+    if len(sizes) != 1 or any(not isinstance(v, list) for v in inputs.values()):
+        raise DriftDataError(
+            "MistypedData", "prediction log row mixes batched (list) and scalar inputs of other lengths"
+        )
+    size = sizes.pop()
+    return [{k: (v[i] if isinstance(v, list) else v) for k, v in flat.items()} for i in range(size)]
+
+
+def read_prediction_log(uri: str, flt: LogFilter, fmt: str = "auto") -> tuple[dict[str, Column], LogStats]:
+    """The window's predictions as a frame (columns = input features and ``outputs.*``)."""
+    files = expand_uri(uri)
+    if not files:
+        raise DriftDataError("EmptyData", f"no prediction log files at {uri}")
+    stats = LogStats(files=len(files))
+    columns: dict[str, list[Any]] = {}
+    n = 0
+    for path in files:
+        name = path.split("?", 1)[0].lower()
+        parquet = fmt == "parquet" or (fmt == "auto" and name.endswith((".parquet", ".pq")))
+        rows = _rows_parquet(path, stats) if parquet else _rows_jsonl(path, stats)
+        for row in rows:
+            if not _matches(row, flt, stats):
+                continue
+            for flat in _expand(row):
+                for key in flat.keys() - columns.keys():
+                    columns[key] = [None] * n
+                for key, values in columns.items():
+                    values.append(flat.get(key))
+                n += 1
+                stats.rows_matched += 1
+    if n == 0:
+        who = " ".join(
+            f"{k}={v}" for k, v in (("model", flt.model), ("version", flt.version), ("track", flt.track)) if v
+        )
+        raise DriftDataError(
+            "EmptyData",
+            f"no predictions{' for ' + who if who else ''} between {flt.start.isoformat()} and {flt.end.isoformat()}"
+            f" in {uri} ({stats.rows_read} rows read, {stats.malformed} malformed)",
+        )
+    return frame_from_arrays(columns), stats

@@ -1,0 +1,109 @@
+"""Label and field selectors with kube-apiserver's grammar and matching rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Matcher = Callable[[Mapping[str, Any]], bool]
+
+
+class SelectorError(ValueError):
+    """A selector that kube-apiserver would reject with 400 BadRequest."""
+
+
+_SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*$")
+_EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|!=|=)\s*([A-Za-z0-9_.-]*)\s*$")
+
+
+def _split(expr: str) -> list[str]:
+    """Split on commas outside parentheses: `a in (x,y),b` has two requirements."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in (p.strip() for p in parts) if p]
+
+
+def label_matcher(expr: str | None) -> Matcher:
+    """Compile a labelSelector (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`); matches `metadata.labels`."""
+    if not expr:
+        return lambda obj: True
+    reqs: list[Callable[[Mapping[str, str]], bool]] = []
+    for part in _split(expr):
+        eq = _EQ_RE.match(part)
+        if eq:
+            key, op, val = eq.groups()
+            reqs.append(_requirement("!=" if op == "!=" else "=", key, frozenset([val])))
+            continue
+        st = _SET_RE.match(part)
+        if not st:
+            raise SelectorError(f"unable to parse requirement: {part!r}")
+        neg, key, op, vals = st.groups()
+        if neg and op:
+            raise SelectorError(f"unable to parse requirement: {part!r}")
+        values = frozenset(v.strip() for v in (vals or "").split(",") if v.strip())
+        reqs.append(_requirement(op or ("!exists" if neg else "exists"), key, values))
+
+    def match(obj: Mapping[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(r(labels) for r in reqs)
+
+    return match
+
+
+def _requirement(op: str, key: str, values: frozenset[str]) -> Callable[[Mapping[str, str]], bool]:
+    """One requirement; `!=` and `notin` also match objects without the label, as in Kubernetes."""
+
+    def check(labels: Mapping[str, str]) -> bool:
+        if op in ("=", "in"):
+            return key in labels and labels[key] in values
+        if op in ("!=", "notin"):
+            return key not in labels or labels[key] not in values
+        if op == "exists":
+            return key in labels
+        return key not in labels
+
+    return check
+
+
+def _field_value(obj: Mapping[str, Any], path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, Mapping):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def field_matcher(expr: str | None) -> Matcher:
+    """Compile a fieldSelector: equality on `metadata.name`, `metadata.namespace` or any dotted path."""
+    if not expr:
+        return lambda obj: True
+    reqs: list[tuple[str, bool, str]] = []
+    for part in _split(expr):
+        m = re.match(r"^\s*([A-Za-z0-9_./-]+)\s*(==|!=|=)\s*(.*?)\s*$", part)
+        if not m:
+            raise SelectorError(f"invalid selector: {part!r}; can't understand {part!r}")
+        path, op, val = m.groups()
+        reqs.append((path, op != "!=", val))
+
+    def match(obj: Mapping[str, Any]) -> bool:
+        return all((_field_value(obj, p) == v) == eq for p, eq, v in reqs)
+
+    return match

@@ -1,0 +1,1 @@
+"""Shared pytest plugins and helpers; registered from tests/conftest.py."""

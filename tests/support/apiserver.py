@@ -1,0 +1,44 @@
+"""Fixtures for the sandbox Kubernetes API server (`modelops.sandbox`), with the repo's CRDs preloaded.
+
+`apiserver` is function-scoped: every test gets an empty cluster (plus the default namespaces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelops.sandbox import ServerThread
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "crds"
+
+
+@pytest.fixture
+def apiserver() -> Iterator[ServerThread]:
+    """A started sandbox API server (own thread and loop) with crds/ preloaded; stopped afterwards."""
+    server = ServerThread(port=0, crds=[CRDS], bookmark_interval=1.0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubeconfig(apiserver: ServerThread, tmp_path: Path) -> Path:
+    """Path of a kubeconfig (context `sandbox`, namespace `default`) for `apiserver`."""
+    return apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def k8s_api_client(kubeconfig: Path) -> Iterator[object]:
+    """A `kubernetes.client.ApiClient` configured for `apiserver`."""
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
