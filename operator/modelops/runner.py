@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from modelops.handlers import modelversion
+from modelops.handlers import driftmonitor, modelversion
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.telemetry import REGISTRY
@@ -57,6 +57,7 @@ def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
 def build_registry(api_factory: Callable[[], CustomObjects]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     modelversion.register(registry, api_factory)
+    driftmonitor.register(registry, api_factory)
     return registry
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -69,3 +70,71 @@ def forget_model_version(namespace: str, name: str) -> None:
     old = _info_labels.pop((namespace, name), None)
     if old is not None:
         MODEL_VERSION_INFO.remove(*old)
+
+
+DRIFT_SCORE = Gauge(
+    "modelops_drift_score",
+    "Drift statistic of the last check per monitor, feature and test (distance or test statistic).",
+    ["namespace", "monitor", "feature", "test"],
+    registry=REGISTRY,
+)
+DRIFT_P_VALUE = Gauge(
+    "modelops_drift_p_value",
+    "p-value of the last check, for tests that define one (KS, chi-squared).",
+    ["namespace", "monitor", "feature", "test"],
+    registry=REGISTRY,
+)
+DRIFT_FEATURE_DRIFTED = Gauge(
+    "modelops_drift_feature_drifted",
+    "1 when the feature drifted in the last check, else 0.",
+    ["namespace", "monitor", "feature"],
+    registry=REGISTRY,
+)
+DRIFT_DETECTED = Gauge(
+    "modelops_drift_detected",
+    "1 when the last check found dataset drift, else 0.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+DRIFT_SHARE = Gauge(
+    "modelops_drift_share", "Share of drifted features in the last check.", ["namespace", "monitor"], registry=REGISTRY
+)
+DRIFT_LAST_CHECK = Gauge(
+    "modelops_drift_last_check_timestamp_seconds",
+    "Unix time of the last completed drift check.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+
+_drift_series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+
+
+def set_drift_metrics(namespace: str, monitor: str, status: Any) -> None:
+    """Export a DriftMonitorStatus; series of features no longer checked are removed."""
+    forget_drift_metrics(namespace, monitor)
+    result = getattr(status, "last_result", None)
+    series: list[tuple[Gauge, tuple[str, ...]]] = []
+    if result is not None:
+        for f in result.features:
+            key = (namespace, monitor, f.name, f.test)
+            if f.statistic is not None:
+                DRIFT_SCORE.labels(*key).set(f.statistic)
+                series.append((DRIFT_SCORE, key))
+            if f.p_value is not None:
+                DRIFT_P_VALUE.labels(*key).set(f.p_value)
+                series.append((DRIFT_P_VALUE, key))
+            DRIFT_FEATURE_DRIFTED.labels(namespace, monitor, f.name).set(1 if f.drifted else 0)
+            series.append((DRIFT_FEATURE_DRIFTED, (namespace, monitor, f.name)))
+        DRIFT_DETECTED.labels(namespace, monitor).set(1 if result.dataset_drift else 0)
+        DRIFT_SHARE.labels(namespace, monitor).set(result.drift_share)
+        series += [(DRIFT_DETECTED, (namespace, monitor)), (DRIFT_SHARE, (namespace, monitor))]
+    if status.last_check_time is not None:
+        DRIFT_LAST_CHECK.labels(namespace, monitor).set(status.last_check_time.timestamp())
+        series.append((DRIFT_LAST_CHECK, (namespace, monitor)))
+    _drift_series[(namespace, monitor)] = series
+
+
+def forget_drift_metrics(namespace: str, monitor: str) -> None:
+    for gauge, labels in _drift_series.pop((namespace, monitor), []):
+        with suppress(KeyError):
+            gauge.remove(*labels)

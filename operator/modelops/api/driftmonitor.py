@@ -134,6 +134,12 @@ class DriftMonitorStatus(StatusModel):
     observed_generation: int | None = None
     last_check_time: datetime | None = None
     last_result: CheckResult | None = None
+    evaluated_check_time: datetime | None = Field(
+        default=None, description="The check the operator last acted on (debounce counts each check once)."
+    )
+    resolved_reference: str | None = Field(
+        default=None, description="Reference profile or data URI, resolved by the operator for the check job."
+    )
     consecutive_drifted: int = 0
     last_action_time: datetime | None = None
     active_job: ActiveJob | None = None

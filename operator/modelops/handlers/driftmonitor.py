@@ -1,0 +1,240 @@
+"""DriftMonitor handlers: own the check CronJob and its RBAC; act on each new check result.
+
+parse -> observe (the target's ModelVersion, the retraining Job) -> decide
+(:mod:`modelops.core.drift_monitor`) -> apply (children, Job) -> status, Events, metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from modelops import __version__
+from modelops.api.base import ConditionStatus
+from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
+from modelops.core.conditions import set_condition
+from modelops.core.drift_cronjob import (
+    CheckJobOptions,
+    MonitorRef,
+    build_cronjob,
+    build_role,
+    build_role_binding,
+    build_service_account,
+    cronjob_name,
+)
+from modelops.core.drift_monitor import MonitorDecision, MonitorObservations, evaluate_check, job_state_of, track_job
+from modelops.core.registry import EventSpec
+from modelops.k8s import events
+from modelops.k8s.apply import apply, read_job
+from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, NotFound
+from modelops.telemetry import forget_drift_metrics, observe_reconcile, set_drift_metrics
+
+KIND = "DriftMonitor"
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def default_image() -> str:
+    """The operator's own image runs the checks (MODELOPS_IMAGE is set by the chart)."""
+    return os.environ.get("MODELOPS_IMAGE") or f"ghcr.io/modelops/modelops:{__version__}"
+
+
+def _monitor_ref(body: dict[str, Any]) -> MonitorRef:
+    meta = body["metadata"]
+    return MonitorRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def resolve_model(api: CustomObjects, namespace: str, spec: DriftMonitorSpec) -> dict[str, Any] | None:
+    """The ModelVersion object being monitored: pinned, or what the target deployment serves."""
+    name = spec.target.model_version
+    if name is None and spec.target.deployment:
+        try:
+            mdep = api.get(MODEL_DEPLOYMENT, namespace, spec.target.deployment)
+        except NotFound:
+            return None
+        name = (mdep.get("status") or {}).get("stableVersion") or (mdep.get("spec") or {}).get("model", {}).get(
+            "versionRef"
+        )
+    if not name:
+        return None
+    try:
+        return api.get(MODEL_VERSION, namespace, name)
+    except NotFound:
+        return None
+
+
+def resolve_reference(spec: DriftMonitorSpec, model: dict[str, Any] | None) -> str | None:
+    ref = spec.reference.profile or spec.reference.uri
+    if ref:
+        return ref
+    value = ((model or {}).get("spec") or {}).get("referenceProfile")
+    return str(value) if value else None
+
+
+def _write_status(
+    api: CustomObjects, body: dict[str, Any], status: DriftMonitorStatus, expect_rv: bool = True
+) -> dict[str, Any]:
+    meta = body["metadata"]
+    rv = str(meta.get("resourceVersion") or "") or None if expect_rv else None
+    try:
+        return api.patch_status(DRIFT_MONITOR, meta["namespace"], meta["name"], status.to_wire(), rv)
+    except Conflict as exc:
+        raise kopf.TemporaryError(f"changed while reconciling, retrying: {exc}", delay=0.5) from exc
+
+
+def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger, now: dt.datetime) -> None:
+    """Create or update the CronJob, its ServiceAccount, Role and RoleBinding; record the resolved reference."""
+    meta = body["metadata"]
+    generation = int(meta.get("generation", 1))
+    status = DriftMonitorStatus.model_validate(body.get("status") or {})
+    with observe_reconcile(KIND) as outcome:
+        try:
+            spec = DriftMonitorSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            outcome.result = "invalid"
+            first = exc.errors()[0]
+            message = "spec." + ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+            bad = status.model_copy(
+                update={
+                    "phase": MonitorPhase.ERROR,
+                    "observed_generation": generation,
+                    "conditions": set_condition(
+                        status.conditions, "Ready", "False", "InvalidSpec", message, now, generation
+                    ),
+                }
+            )
+            _write_status(api, body, bad, expect_rv=False)
+            events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
+            return
+        monitor = _monitor_ref(body)
+        model = resolve_model(api, monitor.namespace, spec)
+        reference = resolve_reference(spec, model)
+        children = [
+            build_service_account(monitor),
+            build_role(monitor, spec, record_events=True),
+            build_role_binding(monitor),
+            build_cronjob(monitor, spec, CheckJobOptions(image=default_image())),
+        ]
+        changed = []
+        for child in children:
+            try:
+                result, _ = apply(api.api, child)
+            except Conflict as exc:
+                raise kopf.TemporaryError(str(exc), delay=1) from exc
+            if result in ("created", "updated"):
+                changed.append(f"{child['kind']}/{child['metadata']['name']} {result}")
+        ready: tuple[ConditionStatus, str, str]
+        if reference:
+            ready = ("True", "CronJobReady", f"CronJob {cronjob_name(monitor)} runs on '{spec.schedule}'")
+        else:
+            ready = (
+                "False",
+                "NoReference",
+                "no reference data: set spec.reference.profile or .uri, or give the target ModelVersion a "
+                "referenceProfile",
+            )
+        conds = set_condition(status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation)
+        new = status.model_copy(
+            update={
+                "observed_generation": generation,
+                "resolved_reference": reference,
+                "conditions": conds,
+                "phase": MonitorPhase.PENDING if status.last_check_time is None else status.phase,
+            }
+        )
+        if new != status:
+            _write_status(api, body, new, expect_rv=False)
+        evs = [EventSpec("Normal", "ChildrenApplied", "; ".join(changed))] if changed else []
+        if ready[0] == "False" and (status.conditions and status.conditions[0].reason) != ready[1]:
+            evs.append(EventSpec("Warning", ready[1], ready[2]))
+        events.record(body, evs)
+        for line in changed:
+            logger.info(line)
+
+
+def _observe(
+    api: CustomObjects, namespace: str, spec: DriftMonitorSpec, status: DriftMonitorStatus
+) -> MonitorObservations:
+    job_state = "absent"
+    if status.active_job is not None:
+        job_state = job_state_of(read_job(api.api, namespace, status.active_job.name))
+    model = resolve_model(api, namespace, spec) if spec.policy.action == "retrain" else None
+    mspec = (model or {}).get("spec") or {}
+    return MonitorObservations(
+        job_state=job_state,  # type: ignore[arg-type]
+        model_name=mspec.get("modelName"),
+        model_version=mspec.get("version"),
+    )
+
+
+def apply_monitor_decision(api: CustomObjects, body: dict[str, Any], decision: MonitorDecision) -> None:
+    """Create the retraining Job first (idempotent by name), then record it in status."""
+    if decision.job is not None:
+        try:
+            apply(api.api, decision.job, immutable=True)
+        except Conflict as exc:
+            raise kopf.TemporaryError(str(exc), delay=1) from exc
+    if decision.changed:
+        _write_status(api, body, decision.status)
+    events.record(body, decision.events)
+
+
+def evaluate(api: CustomObjects, body: dict[str, Any], now: dt.datetime) -> None:
+    """Act on a new check result and follow the retraining Job; a no-op when nothing is new."""
+    meta = body["metadata"]
+    try:
+        spec = DriftMonitorSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return  # reconcile_children reports it
+    status = DriftMonitorStatus.model_validate(body.get("status") or {})
+    set_drift_metrics(meta["namespace"], meta["name"], status)
+    new_check = status.last_check_time is not None and (
+        status.evaluated_check_time is None or status.last_check_time > status.evaluated_check_time
+    )
+    if not new_check and status.active_job is None:
+        return
+    with observe_reconcile(KIND):
+        obs = _observe(api, meta["namespace"], spec, status)
+        tracked = track_job(status, obs, now)
+        decision = evaluate_check(_monitor_ref(body), spec, tracked.status, obs, status.resolved_reference or "", now)
+        merged = MonitorDecision(
+            decision.status,
+            tracked.events + decision.events,
+            decision.job,
+            changed=tracked.changed or decision.changed,
+        )
+        apply_monitor_decision(api, body, merged)
+
+
+def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
+    group, version, plural = "modelops.dev", "v1alpha1", "driftmonitors"
+
+    @kopf.on.resume(group, version, plural, registry=registry)
+    @kopf.on.create(group, version, plural, registry=registry)
+    @kopf.on.update(group, version, plural, field="spec", registry=registry)
+    def drift_monitor(**kwargs: Any) -> None:
+        reconcile_children(api_factory(), dict(kwargs["body"]), kwargs["logger"], dt.datetime.now(dt.UTC))
+
+    @kopf.on.event(group, version, plural, registry=registry)
+    def drift_monitor_event(**kwargs: Any) -> None:
+        if kwargs.get("type") == "DELETED":
+            return
+        try:
+            evaluate(api_factory(), dict(kwargs["body"]), dt.datetime.now(dt.UTC))
+        except kopf.TemporaryError as exc:
+            kwargs["logger"].info("will retry on the next event or timer: %s", exc)
+
+    @kopf.timer(group, version, plural, interval=30, idle=10, registry=registry)
+    def drift_monitor_timer(**kwargs: Any) -> None:
+        evaluate(api_factory(), dict(kwargs["body"]), dt.datetime.now(dt.UTC))
+
+    @kopf.on.delete(group, version, plural, registry=registry, optional=True)
+    def drift_monitor_deleted(**kwargs: Any) -> None:
+        forget_drift_metrics(str(kwargs["namespace"]), str(kwargs["name"]))
+
+
+__all__ = ["evaluate", "reconcile_children", "register"]
