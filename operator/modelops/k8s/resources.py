@@ -78,6 +78,10 @@ class CustomObjects:
     def get(self, kind: CustomKind, namespace: str, name: str) -> Obj:
         return self._call(self._co.get_namespaced_custom_object, namespace, kind.plural, name)
 
+    def get_status(self, kind: CustomKind, namespace: str, name: str) -> Obj:
+        """Read through the status subresource: all a narrowly scoped ServiceAccount may do."""
+        return self._call(self._co.get_namespaced_custom_object_status, namespace, kind.plural, name)
+
     def list(self, kind: CustomKind, namespace: str | None, label_selector: str | None = None) -> list[Obj]:
         kwargs = {"label_selector": label_selector} if label_selector else {}
         if namespace is None:
