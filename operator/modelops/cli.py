@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # urllib3 logs every retry with a full traceback; the one-line CLIError says it all.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

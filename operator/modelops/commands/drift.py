@@ -56,6 +56,12 @@ def register(sub: Any) -> None:
     )
     _data_args(check)
     check.add_argument("--output", choices=("json", "table", "html"), default="table", help="output format")
+    check.add_argument(
+        "--monitor",
+        metavar="NAMESPACE/NAME",
+        help="in-cluster mode (what the CronJob runs): check this DriftMonitor and write its status",
+    )
+    check.add_argument("--kubeconfig", default=None, help="with --monitor: kubeconfig (default: in-cluster)")
     check.add_argument("-o", "--out", type=Path, default=None, help="write the output here instead of stdout")
     check.set_defaults(func=run_check_command)
 
@@ -184,6 +190,8 @@ def _fail(exc: DriftDataError) -> int:
 
 
 def run_check_command(args: argparse.Namespace) -> int:
+    if getattr(args, "monitor", None):
+        return run_monitor_command(args)
     try:
         report = compute_from_args(args, histograms=args.output == "html")
     except DriftDataError as exc:
@@ -195,6 +203,22 @@ def run_check_command(args: argparse.Namespace) -> int:
     else:
         _emit(format_table(report), args.out)
     return EXIT_DRIFT if report.dataset_drift else EXIT_OK
+
+
+def run_monitor_command(args: argparse.Namespace) -> int:
+    """Check one DriftMonitor in the cluster; non-zero only on infrastructure failure."""
+    from modelops.cli import CLIError
+    from modelops.k8s.client import KubeConnectionError, load_api_client
+    from modelops.k8s.drift_check import run_monitor_check
+    from modelops.k8s.resources import Conflict, CustomObjects, NotFound, Rejected
+
+    namespace, sep, name = str(args.monitor).partition("/")
+    if not sep or not namespace or not name:
+        raise CLIError(f"--monitor must be NAMESPACE/NAME, got {args.monitor!r}")
+    try:
+        return run_monitor_check(CustomObjects(load_api_client(args.kubeconfig)), namespace, name)
+    except (KubeConnectionError, NotFound, Conflict, Rejected) as exc:
+        raise CLIError(f"drift check of {args.monitor}: {exc}") from exc
 
 
 def run_report_command(args: argparse.Namespace) -> int:
