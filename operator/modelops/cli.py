@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from modelops import __version__
+from modelops.errors import CLIError
 
 # Each module defines `register(subparsers)` and sets `func` on its parsers.
 COMMAND_MODULES = (
@@ -25,10 +26,6 @@ COMMAND_MODULES = (
     "modelops.commands.serve",
     "modelops.commands.rollout",
 )
-
-
-class CLIError(Exception):
-    """An error the user can fix; printed as one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelops: error: {exc}", file=sys.stderr)
         return 1
 
+
+__all__ = ["CLIError", "build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

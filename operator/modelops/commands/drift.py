@@ -207,7 +207,7 @@ def run_check_command(args: argparse.Namespace) -> int:
 
 def run_monitor_command(args: argparse.Namespace) -> int:
     """Check one DriftMonitor in the cluster; non-zero only on infrastructure failure."""
-    from modelops.cli import CLIError
+    from modelops.errors import CLIError
     from modelops.k8s.client import KubeConnectionError, load_api_client
     from modelops.k8s.drift_check import run_monitor_check
     from modelops.k8s.resources import Conflict, CustomObjects, NotFound, Rejected

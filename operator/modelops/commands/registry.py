@@ -14,8 +14,8 @@ import yaml
 from modelops import API_VERSION
 from modelops.api.modelversion import ModelVersionSpec, Stage
 from modelops.artifacts import ArtifactUnreachable, compute_digest
-from modelops.cli import CLIError
 from modelops.core.naming import model_version_name
+from modelops.errors import CLIError
 from modelops.k8s.client import KubeConnectionError, load_api_client
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects, NotFound, Rejected
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from modelops.cli import CLIError
+from modelops.errors import CLIError
 from modelops.k8s.client import KubeConnectionError, load_api_client
 from modelops.runner import OperatorConfig, run_operator
 
