@@ -10,7 +10,7 @@ from pathlib import Path
 from kubernetes import client
 
 from modelops.api.crdgen import KINDS, crd
-from modelops.demo import registry_act
+from modelops.demo import drift_act, registry_act
 from modelops.demo.stage import DemoFailure, Stage
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
@@ -54,11 +54,14 @@ def run_demo() -> int:
             stage.say("operator running (namespace default)")
             try:
                 registry_act.run(stage)
+                drift_act.run(stage)
             except DemoFailure as exc:
                 print(f"\nDEMO FAILED: {exc}")
                 return 1
             stage.heading("Operator metrics (excerpt)")
-            for line in _metric_lines("modelops_model_version_info") + _metric_lines("modelops_reconcile_total"):
+            lines = _metric_lines("modelops_model_version_info") + _metric_lines("modelops_reconcile_total")
+            lines += _metric_lines("modelops_drift_detected") + _metric_lines("modelops_drift_score")
+            for line in lines:
                 print("  " + line)
     print(f"\nDemo finished in {time.monotonic() - started:.1f}s: all steps behaved as shown.")
     return 0
