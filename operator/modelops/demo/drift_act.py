@@ -28,14 +28,16 @@ def run(stage: Stage) -> None:
     stage.say("applied driftmonitor/churn-drift (target churn-v2, hourly, retrain after 2 drifted checks)")
     batch = client.BatchV1Api(stage.api.api)
     stage.wait_for(DRIFT_MONITOR, "churn-drift", lambda o: bool(status_of(o).get("resolvedReference")), "children")
-    cronjob = batch.list_namespaced_cron_job(stage.namespace, label_selector="modelops.dev/drift-monitor=churn-drift")
-    if not cronjob.items:
+    found = batch.list_namespaced_cron_job(stage.namespace, label_selector="modelops.dev/drift-monitor=churn-drift")
+    cronjobs = stage.api.api.sanitize_for_serialization(found)["items"]
+    if not cronjobs:
         raise DemoFailure("the operator created no CronJob")
-    cj = cronjob.items[0]
+    cj = cronjobs[0]
+    pod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     stage.say(
-        f"operator created cronjob/{cj.metadata.name} ('{cj.spec.schedule}', concurrencyPolicy "
-        f"{cj.spec.concurrency_policy}) running as serviceaccount/"
-        f"{cj.spec.job_template.spec.template.spec.service_account_name} (may only get/patch this monitor's status)"
+        f"operator created cronjob/{cj['metadata']['name']} ('{cj['spec']['schedule']}', concurrencyPolicy "
+        f"{cj['spec']['concurrencyPolicy']}) running as serviceaccount/{pod['serviceAccountName']} "
+        "(may only get/patch this monitor's status)"
     )
 
     _check(stage)
