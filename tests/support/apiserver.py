@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import config
+from kubernetes.client import ApiClient
 
 from modelops.sandbox import ServerThread
 
@@ -33,12 +35,10 @@ def kubeconfig(apiserver: ServerThread, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def k8s_api_client(kubeconfig: Path) -> Iterator[object]:
+def k8s_api_client(kubeconfig: Path) -> Iterator[ApiClient]:
     """A `kubernetes.client.ApiClient` configured for `apiserver`."""
-    from kubernetes import config
-
-    client = config.new_client_from_config(config_file=str(kubeconfig))
+    client: ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     try:
         yield client
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]

@@ -30,6 +30,7 @@ class FaultProxy:
     url: str = ""
 
     def __post_init__(self) -> None:
+        self._closing: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True)
@@ -44,7 +45,10 @@ class FaultProxy:
         if any(p(request.method, request.path) for p in self.holds):
             self.held_requests.append((request.method, request.path_qs))
             self.held.set()
-            await asyncio.sleep(3600)  # never forwarded; the client is killed meanwhile
+            # Never forwarded: the client is killed meanwhile. Answered 503 only when the proxy stops.
+            self._closing = self._closing or asyncio.Event()
+            await self._closing.wait()
+            return web.Response(status=503, text="proxy stopped")
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -82,6 +86,8 @@ class FaultProxy:
 
     def stop(self) -> None:
         async def _shutdown() -> None:
+            if self._closing is not None:
+                self._closing.set()
             await self._runner.cleanup()
 
         fut = asyncio.run_coroutine_threadsafe(_shutdown(), self._loop)

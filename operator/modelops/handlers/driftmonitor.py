@@ -217,7 +217,15 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     @kopf.on.create(group, version, plural, registry=registry)
     @kopf.on.update(group, version, plural, field="spec", registry=registry)
     def drift_monitor(**kwargs: Any) -> None:
-        reconcile_children(api_factory(), dict(kwargs["body"]), kwargs["logger"], dt.datetime.now(dt.UTC))
+        api, body = api_factory(), dict(kwargs["body"])
+        reconcile_children(api, body, kwargs["logger"], dt.datetime.now(dt.UTC))
+        # Also settle a result that arrived while the operator was down (idempotent; a stale
+        # body is a 409 and kopf retries the handler on fresh state).
+        evaluate(
+            api,
+            api.get(DRIFT_MONITOR, body["metadata"]["namespace"], body["metadata"]["name"]),
+            dt.datetime.now(dt.UTC),
+        )
 
     @kopf.on.event(group, version, plural, registry=registry)
     def drift_monitor_event(**kwargs: Any) -> None:

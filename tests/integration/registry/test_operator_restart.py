@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from modelops.k8s.resources import MODEL_VERSION
 from tests.integration.registry.conftest import cond, model_version, status, wait_for
 from tests.support.faultproxy import FaultProxy, kubeconfig_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_operator(kubeconfig: str, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "modelops.cli",
-        "run",
-        "--namespace",
-        "default",
-        "--kubeconfig",
-        kubeconfig,
-        "--host",
-        "127.0.0.1",
-        "--health-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-    ]
-    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
+from tests.support.operator_process import kill, start_operator, stop
 
 
 @pytest.fixture
@@ -61,11 +30,9 @@ def test_killed_after_digest_check_before_status_write_resumes(proxy, mv_api, ar
         mv_api.create(MODEL_VERSION, "default", model_version("churn-v1", uri, digest))
         assert proxy.held.wait(30), log.read_text()
         # The digest has been checked and the Verified status is in flight: kill -9 now.
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        kill(first)
     finally:
-        if first.poll() is None:
-            first.kill()
+        kill(first)
     obj = mv_api.get(MODEL_VERSION, "default", "churn-v1")
     assert status(obj).get("phase") in (None, "Pending"), "the status write must not have landed"
 
@@ -74,11 +41,7 @@ def test_killed_after_digest_check_before_status_write_resumes(proxy, mv_api, ar
     try:
         obj = wait_for(mv_api, "churn-v1", lambda o: status(o).get("phase") == "Verified", timeout=30)
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop(second)
     assert cond(obj, "Ready")["reason"] == "ArtifactVerified"
     assert [h["event"] for h in status(obj)["history"]] == ["Registered", "Verified"]
     assert status(obj)["observedGeneration"] == obj["metadata"]["generation"]

@@ -1,0 +1,52 @@
+"""Run `modelops run` as a real process (so a test can SIGKILL it at any moment)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_operator(kubeconfig: str, log: Path, namespace: str = "default") -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelops.cli",
+        "run",
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        kubeconfig,
+        "--host",
+        "127.0.0.1",
+        "--health-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+    ]
+    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL: no cleanup, no flush, exactly like a node dying."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
