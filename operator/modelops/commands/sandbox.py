@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
 
 
 def _apiserver(args: argparse.Namespace) -> int:
-    from modelops.cli import CLIError
+    from modelops.errors import CLIError
     from modelops.sandbox import ApiError, ApiServer
 
     for path in args.crds:

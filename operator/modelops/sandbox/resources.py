@@ -6,7 +6,7 @@ which ones are namespaced, which have a `/status` subresource, which bump `metad
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ALL_VERBS: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -32,7 +32,6 @@ class Resource:
     crd_name: str | None = None
     list_kind: str = ""
     verbs: tuple[str, ...] = ALL_VERBS
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:

@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modelops.sandbox import openapi, tables
+from modelops.sandbox import openapi, protobuf, tables
 from modelops.sandbox.errors import ApiError
+from modelops.sandbox.protobuf import ProtobufError
 from modelops.sandbox.resources import Resource
 from modelops.sandbox.selectors import SelectorError, field_matcher, label_matcher
 from modelops.sandbox.store import Store
@@ -109,7 +110,6 @@ class ApiServer:
         self.bookmark_interval = bookmark_interval
         self.store = Store(event_log_size=event_log_size, strict_crds=strict_crds)
         self._runner: web.AppRunner | None = None
-        self._watch_tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -126,10 +126,7 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])  # the real port when 0 was asked for
         logger.info("sandbox apiserver serving on %s", self.url)
         return self
 
@@ -292,11 +289,18 @@ class ApiServer:
         if not raw.strip():
             return None
         ctype = request.headers.get("Content-Type", "")
-        if "protobuf" in ctype or "cbor" in ctype:
+        if "protobuf" in ctype:
+            try:
+                return protobuf.decode(raw)
+            except ProtobufError as exc:
+                raise ApiError(
+                    415, f"the body of the request was in an unknown format: {exc}; use JSON or YAML"
+                ) from None
+        if "cbor" in ctype:
             raise ApiError(
                 415,
                 "the body of the request was in an unknown format - accepted media types include: "
-                "application/json, application/yaml",
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
             )
         try:
             if "yaml" in ctype:
@@ -471,6 +475,7 @@ class ServerThread:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         port, crds, kwargs = self._args
         try:
@@ -485,6 +490,14 @@ class ServerThread:
             loop.run_forever()
         finally:
             loop.run_until_complete(self.api.stop())
+            # connection handlers still parked (keep-alive, watches): cancel them as asyncio.run does,
+            # so that closing the loop destroys no pending task
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     @property

@@ -15,7 +15,6 @@ import functools
 import json
 import logging
 import random
-import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.sandbox import schema as sch
+from modelops.sandbox.builtins import builtin_causes
 from modelops.sandbox.errors import ApiError, already_exists, conflict, invalid, not_found
+from modelops.sandbox.meta import event_causes, metadata_causes, name_causes
 from modelops.sandbox.patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from modelops.sandbox.resources import BUILTINS, CRD_KEY, NAMESPACE_KEY, Resource, resources_from_crd
 from modelops.sandbox.schema import Cause
@@ -38,8 +39,6 @@ Ref = tuple[Key, str, str]  # (key, namespace, name)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IGNORED_META = ("resourceVersion", "managedFields", "generation")
 
 PATCH_TYPES = {
@@ -272,20 +271,22 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _check_namespace(self, res: Resource, namespace: str | None, creating: bool) -> str:
+    def _check_namespace(self, res: Resource, namespace: str | None, creating: str | None = None) -> str:
+        """The namespace of a request; when `creating` (the new object's name), it must exist and be active."""
         if not res.namespaced:
             return ""
         if not namespace:
             raise ApiError(404, "the server could not find the requested resource")
-        if creating:
+        if creating is not None:
             ns_obj = self.objects[NAMESPACE_KEY].get(("", namespace))
             if ns_obj is None:
                 raise not_found("namespaces", namespace)
             if ns_obj["metadata"].get("deletionTimestamp"):
                 raise ApiError(
                     403,
-                    f'{res.plural} "{""}" is forbidden: unable to create new content in namespace {namespace} '
+                    f'{res.plural} "{creating}" is forbidden: unable to create new content in namespace {namespace} '
                     "because it is being terminated",
+                    details={"name": creating, "kind": res.plural},
                 )
         return namespace
 
@@ -314,7 +315,8 @@ class Store:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be a JSON object")
         self._check_type(res, body)
-        ns = self._check_namespace(res, namespace, creating=True)
+        body_name = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("name", "")
+        ns = self._check_namespace(res, namespace, creating=str(body_name or ""))
         obj = copy.deepcopy(body)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         meta = obj.setdefault("metadata", {})
@@ -338,7 +340,7 @@ class Store:
                     [Cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
                 )
         name = meta["name"]
-        self._validate_name(res, name)
+        self._validate_meta(res, obj, ns, None)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
@@ -370,27 +372,14 @@ class Store:
                 return name
         raise ApiError(409, f"could not generate a unique name from {prefix!r}", reason="AlreadyExists")
 
-    def _validate_name(self, res: Resource, name: str) -> None:
-        if res.key == NAMESPACE_KEY:
-            ok, what, rx = bool(_DNS_LABEL.match(name)) and len(name) <= 63, "RFC 1123 label", _DNS_LABEL.pattern
-            example = "'my-name',  or '123-abc'"
-        else:
-            ok, what, rx = (
-                bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253,
-                "RFC 1123 subdomain",
-                _DNS_SUBDOMAIN.pattern,
-            )
-            example = "'example.com'"
-        if res.kind == "Event" or res.key == CRD_KEY:
-            ok = ok or bool(re.match(r"^[A-Za-z0-9.:_-]+$", name))
-        if not ok:
-            chars = "'-' or '.'" if what.endswith("subdomain") else "'-'"
-            msg = (
-                f"Invalid value: {sch.fmt(name)}: a lowercase {what} must consist of lower case alphanumeric characters, "
-                f"{chars}, and must start and end with an alphanumeric character (e.g. {example}, regex used for "
-                f"validation is '{rx.strip('^$')}')"
-            )
-            raise self._invalid(res, name, [Cause("FieldValueInvalid", "metadata.name", msg)])
+    def _validate_meta(self, res: Resource, obj: Obj, ns: str, old: Obj | None) -> None:
+        meta = obj["metadata"]
+        causes = name_causes(res, meta["name"]) if old is None else []
+        causes += metadata_causes(meta) + event_causes(res, obj, ns)
+        if not res.is_custom:
+            causes += builtin_causes(res, obj, old)
+        if causes:
+            raise self._invalid(res, meta["name"], causes)
 
     def _invalid(self, res: Resource, name: str, causes: list[Cause]) -> ApiError:
         return invalid(res.group_kind, name, res.group, res.kind, causes)
@@ -547,7 +536,7 @@ class Store:
         require_rv: bool = False,
     ) -> WriteResult:
         """The one update path (PUT and every patch type): `mutate` gets a copy of the stored object."""
-        ns = self._check_namespace(res, namespace, creating=False)
+        ns = self._check_namespace(res, namespace)
         if subresource not in (None, "status") or (subresource == "status" and not res.status):
             raise ApiError(404, "the server could not find the requested resource")
         old = self._bucket(res).get((ns, name))
@@ -588,6 +577,9 @@ class Store:
                 "the object has been modified; please apply your changes to the latest version and try again",
             )
         ometa = old["metadata"]
+        if cmeta.get("uid") and cmeta["uid"] != ometa["uid"]:
+            raise conflict(res.qualified, name, res.group,
+                           f"Precondition failed: UID in precondition: {cmeta['uid']}, UID in object meta: {ometa['uid']}")  # fmt: skip
         if subresource == "status":
             new = copy.deepcopy(old)
             if "status" in cand:
@@ -623,6 +615,8 @@ class Store:
                     raise self._invalid(res, name, [Cause("FieldValueForbidden", "metadata.finalizers",
                         f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{quoted}}}")])  # fmt: skip
         new["metadata"]["resourceVersion"] = ometa["resourceVersion"]
+        if subresource is None:
+            self._validate_meta(res, new, ns, old)
         warnings = self._admit(res, new, old, field_validation)
         if res.key == CRD_KEY and subresource is None:
             self._admit_crd(new)
@@ -704,7 +698,7 @@ class Store:
         dry_run: bool = False,
     ) -> WriteResult:
         """Delete now, or mark for deletion when finalizers hold it (`deleted=False` → 202)."""
-        ns = self._check_namespace(res, namespace, creating=False)
+        ns = self._check_namespace(res, namespace)
         old = self._bucket(res).get((ns, name))
         if old is None:
             raise not_found(res.qualified, name, group=res.group)
@@ -724,14 +718,14 @@ class Store:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and not dry_run:
             self._orphan(meta["uid"])
-        if res.key == NAMESPACE_KEY:
-            finalizers = finalizers or []
-        if finalizers or res.key == NAMESPACE_KEY:
+        if finalizers or res.key == NAMESPACE_KEY:  # a namespace always waits for its content to go
             if meta.get("deletionTimestamp"):
                 return WriteResult(self.present(res, old), deleted=False)
             new = copy.deepcopy(old)
             new["metadata"]["deletionTimestamp"] = now()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
+            if new["metadata"].get("generation"):  # kube-apiserver's markAsDeleting bumps it
+                new["metadata"]["generation"] += 1
             new["metadata"]["finalizers"] = finalizers
             if not finalizers:
                 new["metadata"].pop("finalizers")

@@ -31,6 +31,7 @@ async def test_finalizers_hold_the_delete_until_emptied(http: Client) -> None:
     await http.ok("POST", MV, body)
     status, obj = await http.delete(f"{MV}/iris-v1")
     assert status == 202
+    assert obj["metadata"]["generation"] == 2  # marking for deletion bumps generation, as kube-apiserver does
     assert obj["metadata"]["deletionTimestamp"]
     assert obj["metadata"]["deletionGracePeriodSeconds"] == 0
     status, out = await http.patch(

@@ -106,6 +106,11 @@ def test_kubectl_builtins(kubectl: Kubectl) -> None:
     )
     assert out.stdout == "2 nginx:2"
     assert kubectl("get", "deploy").stdout.split()[:6] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "web"]
-    assert "default" in kubectl("get", "ns").stdout
+    kubectl("create", "namespace", "team-a")  # kubectl's generators post protobuf
+    kubectl("create", "configmap", "cfg", "-n", "team-a", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "pw", "-n", "team-a", "--from-literal=pw=hunter2")
+    assert kubectl("get", "cm", "cfg", "-n", "team-a", "-o", "jsonpath={.data.a}").stdout == "b"
+    assert kubectl("get", "secret", "pw", "-n", "team-a", "-o", "jsonpath={.data.pw}").stdout == "aHVudGVyMg=="
+    assert "team-a" in kubectl("get", "ns").stdout
     assert "modelversions" not in kubectl("api-resources").stdout  # nothing applied yet
     assert "Server Version: v1.32.0" in kubectl("version").stdout

@@ -51,7 +51,9 @@ async def test_generation_bumps_on_spec_changes_only(http: Client) -> None:
 
 async def test_generation_for_builtins(http: Client) -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-              "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "a"}]}}}}  # fmt: skip
+              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                       "template": {"metadata": {"labels": {"app": "web"}},
+                                    "spec": {"containers": [{"name": "c", "image": "a"}]}}}}  # fmt: skip
     path = "/apis/apps/v1/namespaces/default/deployments"
     obj = await http.ok("POST", path, deploy)
     assert obj["metadata"]["generation"] == 1
@@ -150,3 +152,68 @@ def test_python_client_crud(k8s_api_client: client.ApiClient) -> None:
     )
     assert patched.spec.template.spec.containers[0].image == "img:2"
     assert patched.metadata.generation == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "fragment"),
+    [
+        (
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "c", "labels": {"version": "1.0+build"}}},
+            "metadata.labels",
+            "a valid label must be an empty string",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "c", "labels": {"v": "x" * 64}}},
+            "metadata.labels",
+            "must be no more than 63 characters",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "c", "annotations": {"bad key": "v"}}},
+            "metadata.annotations",
+            "name part must consist of alphanumeric characters",
+        ),
+        (
+            "/api/v1/namespaces/default/services",
+            {"metadata": {"name": "1-model"}, "spec": {}},
+            "metadata.name",
+            "a DNS-1035 label must consist of lower case alphanumeric characters",
+        ),
+        (
+            "/apis/batch/v1/namespaces/default/cronjobs",
+            {"metadata": {"name": "d" * 53}, "spec": {}},
+            "metadata.name",
+            "must be no more than 52 characters",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "c", "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "a", "uid": "1", "controller": True},
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "b", "uid": "2", "controller": True}]}},
+            "metadata.ownerReferences",
+            "Only one reference can have Controller set to true",
+        ),
+        (
+            "/api/v1/namespaces/default/events",
+            {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"}},
+            "involvedObject.namespace",
+            "does not match event.namespace",
+        ),
+    ],
+)  # fmt: skip
+async def test_object_meta_validation(http: Client, path: str, body: dict, field: str, fragment: str) -> None:
+    status, out = await http.post(path, body)
+    assert status == 422, out
+    assert out["details"]["causes"][0]["field"] == field
+    assert fragment in out["details"]["causes"][0]["message"]
+
+
+async def test_label_validation_on_update(http: Client) -> None:
+    await http.ok("POST", MV, model_version())
+    status, out = await http.patch(f"{MV}/iris-v1", {"metadata": {"labels": {"modelops.dev/version": "v 2"}}})
+    assert status == 422
+    assert out["message"].startswith(
+        'ModelVersion.modelops.dev "iris-v1" is invalid: metadata.labels: Invalid value: "v 2"'
+    )

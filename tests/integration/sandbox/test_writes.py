@@ -17,7 +17,9 @@ def deployment() -> dict:
         "metadata": {"name": "web"},
         "spec": {
             "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
             "template": {
+                "metadata": {"labels": {"app": "web"}},
                 "spec": {
                     "containers": [
                         {
@@ -28,7 +30,7 @@ def deployment() -> dict:
                         {"name": "sidecar", "image": "side:1"},
                     ],
                     "volumes": [{"name": "v1", "emptyDir": {}}],
-                }
+                },
             },
         },
     }
@@ -43,6 +45,9 @@ async def test_put_replaces_and_stale_resource_version_conflicts(http: Client) -
     assert status == 409
     assert out["reason"] == "Conflict"
     assert "the object has been modified" in out["message"]
+    status, out = await http.put(f"{MV}/iris-v1", {**obj, "metadata": {**new["metadata"], "uid": "other"}})
+    assert status == 409
+    assert "Precondition failed: UID in precondition: other" in out["message"]
     del obj["metadata"]["resourceVersion"]
     status, out = await http.put(f"{MV}/iris-v1", obj)  # custom resources need it on PUT
     assert status == 422
