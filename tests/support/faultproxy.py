@@ -89,6 +89,10 @@ class FaultProxy:
             if self._closing is not None:
                 self._closing.set()
             await self._runner.cleanup()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         fut = asyncio.run_coroutine_threadsafe(_shutdown(), self._loop)
         with contextlib.suppress(Exception):
