@@ -7,8 +7,6 @@ import asyncio
 from typing import Any
 
 from modelops.errors import CLIError
-from modelops.k8s.client import KubeConnectionError, load_api_client
-from modelops.runner import OperatorConfig, run_operator
 
 
 def register(sub: Any) -> None:
@@ -24,6 +22,9 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from modelops.k8s.client import KubeConnectionError, load_api_client
+    from modelops.runner import OperatorConfig, run_operator
+
     if not args.namespace and not args.all_namespaces:
         raise CLIError("choose the scope: --namespace NS (repeatable) or --all-namespaces")
     try:
