@@ -104,3 +104,19 @@ def test_model_ref_exactly_one():
 def test_drift_schedule_not_empty(schedule, ok):
     errs = errors("DriftMonitor", {"target": {"deployment": "d"}, "schedule": schedule})
     assert (errs == []) == ok
+
+
+@pytest.mark.parametrize(
+    ("digest", "ok"), [("sha256:" + "a" * 64, True), ("sha256:" + "A" * 64, False), ("md5:x", False)]
+)
+def test_digest_rule(digest, ok):
+    new = {**MV, "artifact": {**MV["artifact"], "digest": digest}}
+    errs = errors("ModelVersion", new)
+    assert (errs == []) == ok
+    if not ok:
+        assert errs[0][0] == "spec.artifact.digest"
+
+
+def test_weight_range_rule():
+    errs = errors("ModelDeployment", md([{"setWeight": 150}]))
+    assert ("spec.strategy.canary.steps", 'Invalid value: "object": setWeight must be within 0..100') in errs

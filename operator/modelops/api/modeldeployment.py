@@ -131,10 +131,15 @@ class CanaryStrategy(KubeModel):
         KubeModel.model_config,
         [
             {
+                "rule": "self.steps.all(s, !has(s.setWeight) || (s.setWeight >= 0 && s.setWeight <= 100))",
+                "message": "setWeight must be within 0..100",
+                "fieldPath": ".steps",
+            },
+            {
                 "rule": "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
                 "message": "setWeight must not decrease across steps",
                 "fieldPath": ".steps",
-            }
+            },
         ],
     )
 

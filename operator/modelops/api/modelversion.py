@@ -39,7 +39,18 @@ class Artifact(KubeModel):
     """Where the model file lives and what its bytes must hash to."""
 
     uri: str = Field(min_length=1, max_length=2048, description="file://, http(s)://, or any fsspec URI.")
-    digest: str = Field(pattern=DIGEST_PATTERN, description="sha256:<64 hex>; verified before use.")
+    digest: str = Field(
+        pattern=DIGEST_PATTERN,
+        description="sha256:<64 hex>; verified before use.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.matches('^sha256:[a-f0-9]{64}$')",
+                    "message": "must be sha256: followed by 64 hex digits",
+                }
+            ]
+        },
+    )
     format: ArtifactFormat = "joblib"
 
 
