@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from typing import Any
 
 import joblib
@@ -33,7 +34,7 @@ class SKLearnModel(Model):
         x = payload.inputs[0].as_numpy()
         y = self.model.predict(x)
         output = InferOutput(name="output-0", shape=list(y.shape), datatype="INT64", data=y.tolist())
-        return InferResponse(model_name=self.name, infer_outputs=[output], response_id=payload.id)
+        return InferResponse(model_name=self.name, infer_outputs=[output], response_id=payload.id or str(uuid.uuid4()))
 
 
 if __name__ == "__main__":

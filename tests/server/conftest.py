@@ -186,10 +186,12 @@ class ServeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(self.url + "/v2/health/ready", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return
             time.sleep(0.05)
         raise AssertionError(f"server not ready after {timeout}s:\n{self.log()}")
 
@@ -224,3 +226,14 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         if sp.proc.poll() is None:
             sp.proc.kill()
             sp.proc.wait(timeout=10)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Report how many cases the fuzzers generated (tests/server/test_fuzz.py)."""
+    fuzz = sys.modules.get(__name__.rpartition(".")[0] + ".test_fuzz")
+    counts = getattr(fuzz, "COUNTS", None)
+    if counts:
+        total = sum(counts.values())
+        terminalreporter.write_line(f"fuzz cases generated: {total} in all")
+        for name, n in sorted(counts.items()):
+            terminalreporter.write_line(f"  {n:6d}  {name}")

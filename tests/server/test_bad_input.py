@@ -73,7 +73,8 @@ async def test_bad_input_is_a_4xx_naming_the_problem(
     # ... and the server is still up and still answers correctly.
     assert (await server.get("/v2/health/ready"))[0] == 200
     ok, answer = await server.post("/v2/models/lr/infer", _body())
-    assert ok == 200 and answer["outputs"][0]["shape"] == [1]
+    assert ok == 200
+    assert answer["outputs"][0]["shape"] == [1]
 
 
 async def test_body_over_the_limit_is_413(serve_app: ServeFactory, lr_model: Model) -> None:
@@ -96,7 +97,8 @@ async def test_body_over_the_limit_is_413(serve_app: ServeFactory, lr_model: Mod
 async def test_unknown_paths_and_methods_answer_json(serve_app: ServeFactory, lr_model: Model) -> None:
     server = await serve_app(lr_model, name="lr")
     status, body = await server.get("/v3/whatever")
-    assert status == 404 and "Not Found" in body["error"]
+    assert status == 404
+    assert "Not Found" in body["error"]
     async with server.http.put(server.url + "/v2/models/lr/infer") as resp:
         assert resp.status == 405
         assert "POST" in resp.headers["Allow"]

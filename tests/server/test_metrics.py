@@ -104,4 +104,5 @@ def test_workers_share_one_view() -> None:
     assert not slots.all_loaded()
     slots.set_loaded(0)
     slots.set_loaded(1)
-    assert slots.all_loaded() and not slots.draining
+    assert slots.all_loaded()
+    assert not slots.draining

@@ -37,7 +37,11 @@ def _rows(directory: Path) -> list[dict[str, Any]]:
 def test_rows_schema_and_flush_on_close(tmp_path: Path) -> None:
     counts: dict[str, int] = {}
     plog = _log(str(tmp_path), counts, rotate_seconds=3600)
-    plog.record("r1", {"input-0": np.array([[1.0, 2.0], [3.0, 4.0]])}, {"predict": np.array([1, 0]), "proba": np.array([[0.1, 0.9], [0.8, 0.2]])})
+    plog.record(
+        "r1",
+        {"input-0": np.array([[1.0, 2.0], [3.0, 4.0]])},
+        {"predict": np.array([1, 0]), "proba": np.array([[0.1, 0.9], [0.8, 0.2]])},
+    )
     plog.record("r2", {"input-0": np.array([[5.0, 6.0]])}, {"predict": np.array([1]), "proba": np.array([[0.3, 0.7]])})
     assert not list(tmp_path.glob("*.jsonl"))  # buffered: nothing is written per request
     plog.close()
@@ -48,7 +52,8 @@ def test_rows_schema_and_flush_on_close(tmp_path: Path) -> None:
     assert set(first) == {"timestamp", "model", "version", "track", "replica", "request_id", "inputs", "outputs"}
     assert (first["model"], first["version"], first["track"], first["replica"]) == ("lr", "1", "stable", "pod-a-w0")
     stamp = datetime.fromisoformat(first["timestamp"])
-    assert first["timestamp"].endswith("Z") and abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+    assert first["timestamp"].endswith("Z")
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
     assert [r["inputs"] for r in rows] == [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}, {"a": 5.0, "b": 6.0}]
     assert rows[1]["outputs"] == {"predict": 0, "proba_0": 0.8, "proba_1": 0.2}
     (path,) = plog.files
@@ -76,9 +81,9 @@ def test_rotation_by_rows(tmp_path: Path) -> None:
 def test_sampling(tmp_path: Path) -> None:
     counts: dict[str, int] = {}
     plog = _log(str(tmp_path), counts, sample_rate=0.25)
-    plog._random = random.Random(5).random  # deterministic draws for the count below
+    plog.draw = random.Random(5).random  # deterministic draws for the count below
     for i in range(2000):
-        plog.record(str(i), {"input-0": np.array([[0.0, 1.0]])}, {"predict": np.array([1])})
+        plog.sample(str(i), {"input-0": np.array([[0.0, 1.0]])}, {"predict": np.array([1])})
     plog.close()
     draws = random.Random(5)
     expected = sum(1 for _ in range(2000) if draws.random() < 0.25)
@@ -88,17 +93,19 @@ def test_sampling(tmp_path: Path) -> None:
 
 def test_rate_zero_writes_nothing(tmp_path: Path) -> None:
     plog = _log(str(tmp_path), sample_rate=0.0)
-    plog.record("r", {"input-0": np.array([[0.0, 1.0]])}, {"predict": np.array([1])})
+    plog.sample("r", {"input-0": np.array([[0.0, 1.0]])}, {"predict": np.array([1])})
     plog.close()
-    assert plog.files == [] and not list(tmp_path.iterdir())
+    assert plog.files == []
+    assert not list(tmp_path.iterdir())
 
 
 def test_full_buffer_drops_and_counts(tmp_path: Path) -> None:
     counts: dict[str, int] = {}
     plog = PredictionLog(
-        PredictionLogConfig(target=str(tmp_path), max_pending=3), LABELS, {}, lambda w, d: counts.update(
-            written=counts.get("written", 0) + w, dropped=counts.get("dropped", 0) + d
-        )
+        PredictionLogConfig(target=str(tmp_path), max_pending=3),
+        LABELS,
+        {},
+        lambda w, d: counts.update(written=counts.get("written", 0) + w, dropped=counts.get("dropped", 0) + d),
     )  # not started: nothing drains the buffer
     for i in range(5):
         plog.record(str(i), {"x": np.array([1.0])}, {"y": np.array([2.0])})

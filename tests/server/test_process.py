@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -45,10 +46,8 @@ def test_digest_mismatch_never_ready_and_exits_non_zero(serve_process: Start, lr
     server = serve_process("--model-uri", str(lr_artifact.path), "--digest", wrong, "--name", "lr", "--version", "1")
     seen: list[int] = []
     while server.proc.poll() is None:
-        try:
+        with contextlib.suppress(OSError):
             seen.append(status_of(server.url + "/v2/health/ready"))
-        except OSError:
-            pass
         time.sleep(0.02)
     assert server.proc.returncode == 3
     assert 200 not in seen
@@ -104,7 +103,8 @@ def test_graceful_sigterm_flushes_every_row_and_finishes_in_flight(
     for row in rows:
         by_id[row["request_id"]] = by_id.get(row["request_id"], 0) + 1
         assert (row["model"], row["version"], row["track"]) == ("lr", "5", "canary")
-        assert {"input-0_0", "input-0_19"} <= set(row["inputs"]) and set(row["outputs"]) == {"predict"}
+        assert {"input-0_0", "input-0_19"} <= set(row["inputs"])
+        assert set(row["outputs"]) == {"predict"}
     assert by_id == expected
     log = server.log()
     assert log.index("not ready") < log.index("prediction log flushed")
@@ -118,7 +118,7 @@ def test_two_workers_share_the_port_and_the_metrics(serve_process: Start, lr_art
     server.wait_ready(60)
     url = server.url + "/v2/models/lr/infer"
     pids = set()
-    for i in range(60):
+    for _i in range(60):
         b = body("", 1)
         del b["id"]
         pids.add(infer(url, b)["id"].split("-")[0])  # generated ids start with the worker's pid
@@ -126,7 +126,9 @@ def test_two_workers_share_the_port_and_the_metrics(serve_process: Start, lr_art
     for _ in range(3):  # whichever worker answers /metrics reports the sum of both
         with urllib.request.urlopen(server.url + "/metrics", timeout=5) as resp:
             text = resp.read().decode()
-        line = next(x for x in text.splitlines() if x.startswith("modelops_inference_requests_total{") and 'code="200"' in x)
+        line = next(
+            x for x in text.splitlines() if x.startswith("modelops_inference_requests_total{") and 'code="200"' in x
+        )
         assert float(line.rsplit(" ", 1)[1]) == 60
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
@@ -142,21 +144,29 @@ def test_serve_a_registered_model_version_with_one_command(
         f"  artifact:\n    uri: {lr_artifact.path.as_uri()}\n    digest: {lr_artifact.digest}\n    format: joblib\n"
     )
     metrics_port = free_port()
-    server = serve_process("--model-version", str(manifest), "--metrics-port", str(metrics_port), "--shutdown-delay", "0")
+    server = serve_process(
+        "--model-version", str(manifest), "--metrics-port", str(metrics_port), "--shutdown-delay", "0"
+    )
     server.wait_ready()
     with urllib.request.urlopen(server.url + "/v2/models/churn/versions/3", timeout=5) as resp:
         assert json.loads(resp.read())["name"] == "churn"
     assert infer(server.url + "/v2/models/churn/infer", body("x", 1))["model_version"] == "3"
     assert status_of(server.url + "/metrics") == 404  # served on --metrics-port instead
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
-        assert 'modelops_inference_requests_total{code="200",model="churn",track="stable",version="3"} 1.0' in resp.read().decode()
+        assert (
+            'modelops_inference_requests_total{code="200",model="churn",track="stable",version="3"} 1.0'
+            in resp.read().decode()
+        )
     assert server.terminate() == 0
 
 
-def test_bad_arguments_fail_fast(serve_process: Start, lr_artifact: ArtifactFile) -> None:
-    server = serve_process("--model-uri", str(lr_artifact.path), "--digest", "md5:abc", "--name", "lr", "--version", "1")
-    assert server.proc.wait(timeout=30) == 1
-    assert "--digest must look like sha256" in server.log()
-    missing = serve_process("--model-uri", "/nonexistent/model.joblib", "--digest", lr_artifact.digest, "--name", "lr", "--version", "1")
-    assert missing.proc.wait(timeout=30) == 4
-    assert "cannot read the model artifact" in missing.log()
+def test_bad_arguments_fail_fast(lr_artifact: ArtifactFile, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import main
+
+    base = ["serve", "--host", "127.0.0.1", "--port", str(free_port()), "--name", "lr", "--version", "1"]
+    assert main([*base, "--model-uri", str(lr_artifact.path), "--digest", "md5:abc"]) == 1
+    assert "--digest must look like sha256" in capsys.readouterr().err
+    assert main([*base, "--model-uri", str(lr_artifact.path)]) == 1
+    assert "serve needs --digest" in capsys.readouterr().err
+    missing = ["--model-uri", "/nonexistent/model.joblib", "--digest", lr_artifact.digest, "--shutdown-delay", "0"]
+    assert main([*base, *missing]) == 4

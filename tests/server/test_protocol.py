@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,8 @@ from modelops.server.frameworks.sklearn import SklearnModel
 
 from .conftest import ArtifactFile, ServeFactory
 from .fakes import EchoModel, ProtocolExampleModel
+
+DOCS_OPENAPI = (Path(__file__).resolve().parents[2] / "docs" / "openapi-inference-v2.json").read_text()
 
 # The inference request example of the v2 protocol document (KServe's required_api.md and the
 # Open Inference Protocol's inference_rest.md), verbatim.
@@ -25,7 +29,12 @@ DOCUMENTED_REQUEST: dict[str, Any] = {
     "outputs": [{"name": "output0"}],
 }
 # The response the document gives for it.
-DOCUMENTED_RESPONSE_OUTPUT = {"name": "output0", "shape": [3, 2], "datatype": "FP32", "data": [1.0, 1.1, 2.0, 2.1, 3.0, 3.1]}
+DOCUMENTED_RESPONSE_OUTPUT = {
+    "name": "output0",
+    "shape": [3, 2],
+    "datatype": "FP32",
+    "data": [1.0, 1.1, 2.0, 2.1, 3.0, 3.1],
+}
 
 # KServe's v2 sklearn example (iris-input-v2.json): nested data, no id.
 KSERVE_IRIS_REQUEST: dict[str, Any] = {
@@ -74,7 +83,8 @@ async def test_kserve_iris_example(serve_app: ServeFactory, iris_model: Model) -
     assert status == 200
     assert body["model_name"] == "sklearn-v2-iris"
     assert body["model_version"] == "v1"
-    assert isinstance(body["id"], str) and body["id"]  # generated when the request has none
+    assert isinstance(body["id"], str)
+    assert body["id"]
     (out,) = body["outputs"]
     assert out["name"] == "predict"
     assert out["shape"] == [2]
@@ -87,7 +97,9 @@ async def test_health_metadata_and_versions(serve_app: ServeFactory, lr_model: M
     assert (await server.get("/v2/health/live"))[0] == 200
     assert (await server.get("/v2/health/ready"))[0] == 200
     status, meta = await server.get("/v2")
-    assert status == 200 and meta["name"] == "modelops" and meta["extensions"] == []
+    assert status == 200
+    assert meta["name"] == "modelops"
+    assert meta["extensions"] == []
     for prefix in ("/v2/models/lr", "/v2/models/lr/versions/3"):
         status, body = await server.get(prefix)
         assert status == 200
@@ -112,9 +124,11 @@ async def test_health_metadata_and_versions(serve_app: ServeFactory, lr_model: M
         assert body["outputs"][0]["data"] == expected.tolist()
     for path in ("/v2/models/other", "/v2/models/lr/versions/4", "/v2/models/lr/versions/4/ready"):
         status, body = await server.get(path)
-        assert status == 404 and "error" in body
+        assert status == 404
+        assert "error" in body
     status, body = await server.post("/v2/models/lr/versions/4/infer", {"inputs": []})
-    assert status == 404 and "version" in body["error"]
+    assert status == 404
+    assert "version" in body["error"]
 
 
 async def test_named_outputs_and_proba(serve_app: ServeFactory, lr_model: Model) -> None:
@@ -128,7 +142,8 @@ async def test_named_outputs_and_proba(serve_app: ServeFactory, lr_model: Model)
     assert status == 200
     assert [o["name"] for o in body["outputs"]] == ["predict_proba", "predict"]
     proba = body["outputs"][0]
-    assert proba["shape"] == [3, 2] and proba["datatype"] == "FP64"
+    assert proba["shape"] == [3, 2]
+    assert proba["datatype"] == "FP64"
     assert np.allclose(np.array(proba["data"]).reshape(3, 2).sum(axis=1), 1.0)
     assert body["outputs"][1]["data"] == np.argmax(np.array(proba["data"]).reshape(3, 2), axis=1).tolist()
 
@@ -173,7 +188,9 @@ async def test_several_inputs_are_columns(serve_app: ServeFactory, tmp_path: Any
         ("BYTES", ["héllo", ""], ["héllo", ""]),
     ],
 )
-async def test_every_datatype_round_trips(serve_app: ServeFactory, datatype: str, data: list[Any], expected: list[Any]) -> None:
+async def test_every_datatype_round_trips(
+    serve_app: ServeFactory, datatype: str, data: list[Any], expected: list[Any]
+) -> None:
     server = await serve_app(EchoModel(), name="echo")
     request = {"inputs": [{"name": "t", "shape": [1, 2], "datatype": datatype, "data": [data]}]}
     status, body = await server.post("/v2/models/echo/infer", request)
@@ -209,7 +226,9 @@ async def test_onnx_model(serve_app: ServeFactory, onnx_model: Model) -> None:
     assert meta["platform"] == "onnxruntime"
     assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 5]}]
     assert {o["name"] for o in meta["outputs"]} == {"label", "probabilities"}
-    request = {"inputs": [{"name": "X", "shape": [2, 5], "datatype": "FP64", "data": [[0, 2, 0, 0, 0], [0, -2, 0, 0, 0]]}]}
+    request = {
+        "inputs": [{"name": "X", "shape": [2, 5], "datatype": "FP64", "data": [[0, 2, 0, 0, 0], [0, -2, 0, 0, 0]]}]
+    }
     status, body = await server.post("/v2/models/onnx/infer", request)
     assert status == 200, body
     outputs = {o["name"]: o for o in body["outputs"]}
@@ -218,7 +237,8 @@ async def test_onnx_model(serve_app: ServeFactory, onnx_model: Model) -> None:
     status, body = await server.post(
         "/v2/models/onnx/infer", {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, 0]}]}
     )
-    assert status == 400 and "5 features" in body["error"]
+    assert status == 400
+    assert "5 features" in body["error"]
 
 
 async def test_not_ready_until_loaded(serve_app: ServeFactory, lr_model: Model) -> None:
@@ -229,7 +249,8 @@ async def test_not_ready_until_loaded(serve_app: ServeFactory, lr_model: Model) 
     status, body = await server.post(
         "/v2/models/lr/infer", {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
     )
-    assert status == 503 and "not loaded" in body["error"]
+    assert status == 503
+    assert "not loaded" in body["error"]
     server.state.set_model(lr_model)
     assert (await server.get("/v2/health/ready"))[0] == 200
     server.state.start_draining()
@@ -238,15 +259,10 @@ async def test_not_ready_until_loaded(serve_app: ServeFactory, lr_model: Model) 
 
 
 async def test_openapi_document_served_and_copied_to_docs(serve_app: ServeFactory) -> None:
-    from pathlib import Path
-
     server = await serve_app(EchoModel())
     status, doc = await server.get("/v2/openapi.json")
     assert status == 200
-    docs_copy = Path(__file__).resolve().parents[2] / "docs" / "openapi-inference-v2.json"
-    import json
-
-    assert json.loads(docs_copy.read_text()) == doc, "docs/openapi-inference-v2.json is stale"
+    assert json.loads(DOCS_OPENAPI) == doc, "docs/openapi-inference-v2.json is stale"
     assert "/v2/models/{model_name}/versions/{model_version}/infer" in doc["paths"]
 
 

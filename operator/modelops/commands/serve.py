@@ -75,7 +75,7 @@ def _from_model_version(path: Path) -> dict[str, Any]:
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
-    from modelops.cli import CLIError
+    from modelops.errors import CLIError
 
     try:
         values = tuple(sorted(float(x) for x in text.split(",") if x.strip()))
@@ -87,7 +87,7 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from modelops.cli import CLIError
+    from modelops.errors import CLIError
     from modelops.server.runtime import ServeConfig, serve
 
     base: dict[str, Any] = {}

@@ -94,8 +94,8 @@ class Slots:
     Header: slot 0 is "draining" (set by whoever received SIGTERM), slots 1..N "worker k loaded".
     """
 
-    def __init__(self, buffer: memoryview, workers: int, layout: Layout) -> None:
-        self.values = buffer.cast("B").cast("d")
+    def __init__(self, buffer: memoryview[Any], workers: int, layout: Layout) -> None:
+        self.values: memoryview[float] = buffer.cast("B").cast("d")
         self.workers = workers
         self.layout = layout
         self.header = workers + 1
@@ -110,7 +110,7 @@ class Slots:
         layout = layout or Layout()
         return cls(memoryview(bytearray(cls.nbytes(1, layout))), 1, layout)
 
-    def region(self, worker: int) -> memoryview:
+    def region(self, worker: int) -> memoryview[float]:
         start = self.header + worker * self.layout.size
         return self.values[start : start + self.layout.size]
 
@@ -132,14 +132,14 @@ class Slots:
         size = self.layout.size
         total = np.zeros(size)
         for k in range(self.workers):
-            total += np.frombuffer(self.region(k), dtype=np.float64, count=size)
+            total += np.frombuffer(self.region(k).cast("B"), dtype=np.float64, count=size)
         return [float(x) for x in total]
 
 
 class RequestMetrics:
     """The hot-path recorder for one worker: plain float additions into its own region."""
 
-    __slots__ = ("_bounds", "_code_slot", "_layout", "_other", "_pred_bounds", "_r")
+    __slots__ = ("_bounds", "_code_slot", "_layout", "_other", "_pred_bounds", "_r", "outputs")
 
     def __init__(self, slots: Slots, worker: int) -> None:
         self._r = slots.region(worker)
@@ -148,11 +148,15 @@ class RequestMetrics:
         self._other = self._code_slot[500]
         self._bounds = slots.layout.latency_buckets
         self._pred_bounds = np.asarray(slots.layout.prediction_buckets)
+        self.outputs: dict[str, int] = {}  # output name -> its prediction histogram
 
     def started(self) -> None:
         self._r[self._layout.in_flight_at] += 1.0
 
-    def finished(self, code: int, seconds: float) -> None:
+    def finished(
+        self, code: int, seconds: float, batch: int = 0, result: dict[str, np.ndarray[Any, Any]] | None = None
+    ) -> None:
+        """One answered request: status, latency, and for a prediction its batch size and values."""
         r = self._r
         layout = self._layout
         r[layout.in_flight_at] -= 1.0
@@ -162,6 +166,13 @@ class RequestMetrics:
         r[base + bisect_left(self._bounds, seconds)] += 1.0
         r[base + n + 1] += seconds
         r[base + n + 2] += 1.0
+        if result is not None:
+            self.batch(batch)
+            outputs = self.outputs
+            for name, values in result.items():
+                index = outputs.get(name)
+                if index is not None:
+                    self.predictions(index, values)
 
     def batch(self, size: int) -> None:
         layout = self._layout

@@ -87,7 +87,9 @@ class PredictionLog:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # rows/seq: the writer thread, and close() after it stopped
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._random = random.random
+        self.rate = config.sample_rate
+        self.always = config.sample_rate >= 1.0
+        self.draw = random.random  # the request path samples inline: rate, always and draw
         self._local = local_path(config.target)
         if self._local is not None:
             self._local.mkdir(parents=True, exist_ok=True)
@@ -102,14 +104,22 @@ class PredictionLog:
         inputs: dict[str, np.ndarray[Any, Any]],
         outputs: dict[str, np.ndarray[Any, Any]],
     ) -> None:
-        """Hot path: sample, then hand over references (the arrays are not mutated afterwards)."""
-        rate = self.config.sample_rate
-        if rate < 1.0 and self._random() >= rate:
-            return
+        """Hot path, for a request already sampled (``always or draw() < rate``): hand over
+        references (the arrays are not mutated afterwards)."""
         if len(self._pending) >= self.config.max_pending:
             self._on_rows(0, 1)
             return
         self._pending.append((time.time(), request_id, inputs, outputs))
+
+    def sample(
+        self,
+        request_id: str,
+        inputs: dict[str, np.ndarray[Any, Any]],
+        outputs: dict[str, np.ndarray[Any, Any]],
+    ) -> None:
+        """Sample, then record."""
+        if self.always or self.draw() < self.rate:
+            self.record(request_id, inputs, outputs)
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -210,7 +211,7 @@ class Worker:
             log.error("cannot listen on %s:%d: %s", c.host, c.port, exc)
             await runner.cleanup()
             return EXIT_BIND_FAILED
-        await web.SockSite(runner, sock, backlog=1024, shutdown_timeout=c.shutdown_timeout).start()
+        await web.SockSite(runner, sock, backlog=1024).start()
         metrics_runner: web.AppRunner | None = None
         if separate_metrics and self.index == 0 and c.metrics_port is not None:
             metrics_runner = web.AppRunner(build_metrics_app(self.state), access_log=None)
@@ -220,7 +221,8 @@ class Worker:
 
         loading = loop.run_in_executor(None, self._prepare)
         stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
+        pending: list[asyncio.Future[Any]] = [loading, stopping]
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if loading.done():
             code = self._loaded(loading)
             if code:
@@ -254,6 +256,10 @@ class Worker:
             return EXIT_LOAD_FAILED
         model = loading.result()
         self._start_log(model)
+        # Everything alive now (modules, the model) lives as long as the process: move it out of
+        # the cyclic collector's sight, so collections on the request path only scan new objects.
+        gc.collect()
+        gc.freeze()
         self.state.set_model(model)
         log.info(
             "worker %d: model %s version %s (%s, track %s) loaded: ready",
@@ -338,7 +344,7 @@ def _supervise(config: ServeConfig) -> int:
                     log.error("%s exited with %s: stopping the others", p.name, p.exitcode)
                     code = p.exitcode if p.exitcode > 0 else EXIT_WORKER_DIED
                     on_signal(signal.SIGTERM, None)
-                elif p.exitcode:
+                elif p.exitcode and p.exitcode > 0:  # killed by our own SIGTERM before it could drain: not an error
                     code = code or p.exitcode
         return code
     finally:
