@@ -16,24 +16,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_operator(kubeconfig: str, log: Path, namespace: str = "default") -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "modelops.cli",
-        "run",
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        kubeconfig,
-        "--host",
-        "127.0.0.1",
-        "--health-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-    ]
-    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
+def start_operator(
+    kubeconfig: str,
+    log: Path,
+    namespace: str | None = "default",
+    health_port: int | None = None,
+    metrics_port: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """``namespace=None`` runs cluster-wide (``--all-namespaces``)."""
+    scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    ports = ["--health-port", str(health_port or free_port()), "--metrics-port", str(metrics_port or free_port())]
+    cmd = [sys.executable, "-m", "modelops.cli", "run", *scope, "--kubeconfig", kubeconfig, "--host", "127.0.0.1"]
+    return subprocess.Popen(cmd + ports, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
