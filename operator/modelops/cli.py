@@ -15,30 +15,42 @@ from collections.abc import Callable, Sequence
 from modelops import __version__
 from modelops.errors import CLIError
 
-# Each module defines `register(subparsers)` and sets `func` on its parsers.
-COMMAND_MODULES = (
-    "modelops.commands.crds",
-    "modelops.commands.run",
-    "modelops.commands.registry",
-    "modelops.commands.sandbox",
-    "modelops.commands.demo",
-    "modelops.commands.drift",
-    "modelops.commands.serve",
-    "modelops.commands.rollout",
-)
+# Each module defines `register(subparsers)` and sets `func` on its parsers. Only the module of
+# the command being run is imported, so `modelops serve` never pays for kopf or scipy.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "crds": ("modelops.commands.crds", "generate crds/*.yaml from the API models"),
+    "run": ("modelops.commands.run", "run the operator"),
+    "registry": ("modelops.commands.registry", "the model registry (ModelVersion)"),
+    "sandbox": ("modelops.commands.sandbox", "the fake Kubernetes API server"),
+    "demo": ("modelops.commands.demo", "run the local end-to-end demo (no cluster needed)"),
+    "drift": ("modelops.commands.drift", "drift checks, reference profiles and reports"),
+    "serve": ("modelops.commands.serve", "serve a model over the Open Inference Protocol v2"),
+}
+COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelops", description=__doc__.splitlines()[0] if __doc__ else None)
+def _chosen(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelops",
+        description="Kubernetes-native MLOps: model registry, gated canary delivery, drift monitoring.",
+    )
     parser.add_argument("--version", action="version", version=f"modelops {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    chosen = _chosen(argv) if argv is not None else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            sub.add_parser(name, help=help_text)  # listed in --help, not imported
+            continue
         try:
-            module = importlib.import_module(name)
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             # A group not built yet, or an optional extra not installed: the rest still works.
-            if exc.name == name or not (exc.name or "").startswith("modelops"):
+            if exc.name == module_name or not (exc.name or "").startswith("modelops"):
                 continue
             raise
         module.register(sub)
@@ -46,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
