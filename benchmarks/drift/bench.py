@@ -110,7 +110,7 @@ def run_modelops(rows: int, repeat: int, mode: str, workers: int) -> dict[str, A
     cats = tuple(CATEGORIES)
 
     def frame(raw: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {k: (CategoricalColumn(v.astype(np.int64), cats) if k.startswith("cat") else v) for k, v in raw.items()}
+        return {k: (CategoricalColumn(v, cats) if k.startswith("cat") else v) for k, v in raw.items()}
 
     ref, cur = frame(ref_raw), frame(cur_raw)
     settings = DriftSettings()

@@ -260,3 +260,13 @@ def test_constant_reference_column():
     moved = compute_drift(ref, frame_from_arrays({"c": np.full(100, 6.0)}), now=NOW).features[0]
     assert not same.drifted
     assert moved.drifted
+
+
+def test_raw_reference_ks_is_exact_beyond_the_profile_bound():
+    rng = np.random.default_rng(4)
+    ref = {"x": rng.normal(size=DEFAULT_KS_SAMPLE + 5_000)}
+    cur = {"x": rng.normal(size=12_000) + 0.03}
+    feature = compute_drift(ref, cur, DriftSettings(method="ks"), now=NOW).features[0]
+    expected = stats.ks_2samp(ref["x"], cur["x"])
+    assert abs(feature.statistic - expected.statistic) <= 1e-9
+    assert abs(feature.p_value - expected.pvalue) <= 1e-9

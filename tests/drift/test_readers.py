@@ -220,3 +220,37 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+def test_rename_is_applied_once(tmp_path):
+    """A swap (a <-> b) only works if the rename is applied exactly once, by the engine."""
+    from modelops.drift import compute_drift, frame_from_arrays
+
+    rng = np.random.default_rng(2)
+    ref = frame_from_arrays({"a": rng.normal(size=500), "b": rng.normal(size=500) + 10})
+    path = tmp_path / "cur.parquet"
+    pq.write_table(pa.table({"a": rng.normal(size=500) + 10, "b": rng.normal(size=500)}), path)
+    mapping = ColumnMapping(numerical=["a", "b"], rename={"a": "b", "b": "a"})
+    report = compute_drift(ref, load_frame(str(path), mapping=mapping), mapping=mapping)
+    assert report.drifted_features == 0
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_reads_the_model_servers_own_log(tmp_path, fmt):
+    """The reader and the server's writer (modelops.server.predlog) agree on the schema."""
+    server_log = pytest.importorskip("modelops.server.predlog")
+    config = server_log.PredictionLogConfig(target=str(tmp_path), format=fmt)
+    writer = server_log.PredictionLog(
+        config, {"model": "churn", "version": "3", "track": "stable"}, {"x": ["age", "income"]}
+    )
+    writer.start()
+    writer.record("r1", {"x": np.array([[30.0, 1000.0], [40.0, 2000.0]])}, {"predict": np.array([0, 1])})
+    writer.close()
+    now = datetime.now(UTC)
+    frame, stats = read_prediction_log(
+        str(tmp_path), LogFilter(now - timedelta(hours=1), now + timedelta(minutes=1), model="churn")
+    )
+    assert stats.rows_matched == 2
+    assert frame["age"].tolist() == [30.0, 40.0]
+    assert frame["income"].tolist() == [1000.0, 2000.0]
+    assert "outputs.predict" in frame

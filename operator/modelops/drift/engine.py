@@ -310,8 +310,7 @@ def _compare_numeric(prof: NumericProfile, column: Column, plan: _Plan, histogra
     statistic: float | None
     p_value: float | None = None
     if method in ("ks", "wasserstein"):
-        cur_le = np.searchsorted(cur, prof.values, side="right").astype(np.int64)
-        cur_lt = np.searchsorted(cur, prof.values, side="left").astype(np.int64)
+        cur_le, cur_lt = st.ecdf_counts(cur, prof.values)
         if method == "ks":
             d = st.ks_statistic_from_counts(prof.le, prof.lt, prof.n, cur_le, cur_lt, m)
             if st.exact_mode(prof.n, m) and st._ATTEMPT_EXACT is None:  # pragma: no cover - scipy-dependent
@@ -504,7 +503,8 @@ def compute_drift(
         profile = reference
     else:
         kinds = {p.name: p.kind for p in plans}
-        profile = build_profile(_coerce_reference(reference, plans), kinds, ks_sample=RAW_KS_SAMPLE, workers=workers)
+        exact_ks = {p.name: RAW_KS_SAMPLE for p in plans if p.method == "ks"}
+        profile = build_profile(_coerce_reference(reference, plans), kinds, workers=workers, ks_sample_for=exact_ks)
 
     def one(plan: _Plan) -> FeatureDrift:
         prof: ColumnProfile = profile.columns[plan.name]

@@ -35,8 +35,8 @@ class CategoricalColumn:
         return int(np.count_nonzero(self.codes < 0))
 
     def counts(self) -> npt.NDArray[np.int64]:
-        valid = self.codes[self.codes >= 0]
-        return np.bincount(valid, minlength=len(self.categories)).astype(np.int64)
+        # Missing (-1) lands in slot 0 and is cut off: one pass, no filtered copy.
+        return np.bincount(self.codes + 1, minlength=len(self.categories) + 1)[1:].astype(np.int64)
 
 
 Column = npt.NDArray[np.float64] | CategoricalColumn

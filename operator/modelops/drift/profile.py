@@ -40,8 +40,8 @@ larger than scipy's exact-KS limit so small references are stored (and tested) e
 DEFAULT_BINS = 10
 """Reference-quantile bins for PSI, and for chi2/JS on continuous columns (deciles)."""
 RAW_KS_SAMPLE = 100_000
-"""Distinct values kept when a check prepares a raw reference in memory: KS is exact (equal to
-scipy) up to this many distinct reference values per column."""
+"""Distinct values kept for a KS-tested column when a check prepares a raw reference in memory:
+KS is exact (equal to scipy) up to this many distinct reference values."""
 DISCRETE_MAX = 5
 """A numerical column with at most this many distinct values is compared as categories
 (Evidently's rule)."""
@@ -168,13 +168,15 @@ def profile_numeric(
     n = int(ordered.size)
     if n == 0:
         raise DriftDataError("EmptyData", f"column {name!r} has no non-missing values in the reference")
-    distinct, le, lt = distinct_counts(ordered)
-    n_distinct = int(distinct.size)
+    n_distinct = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
     if n_distinct > ks_sample:
+        # Evenly spaced order statistics (minimum and maximum included) with their exact ECDF.
         ranks = np.round(np.linspace(0, n - 1, ks_sample)).astype(np.int64)
-        kept = dedupe_sorted(ordered[ranks])
-        idx = np.searchsorted(distinct, kept)
-        distinct, le, lt = distinct[idx], le[idx], lt[idx]
+        distinct = dedupe_sorted(ordered[ranks])
+        le = np.searchsorted(ordered, distinct, side="right").astype(np.int64)
+        lt = np.searchsorted(ordered, distinct, side="left").astype(np.int64)
+    else:
+        distinct, le, lt = distinct_counts(ordered)
     edges = quantile_edges(ordered, bins)
     bin_counts = np.diff(np.concatenate([[0], np.searchsorted(ordered, edges, side="left"), [n]])).astype(np.int64)
     return NumericProfile(
@@ -215,7 +217,12 @@ def quantile_edges(ordered: FloatArray, bins: int) -> FloatArray:
     """
     if ordered.size == 0 or bins < 2:
         return np.empty(0)
-    qs = np.quantile(ordered, np.arange(1, bins) / bins)
+    # Linear interpolation between order statistics (numpy's default quantile method), read
+    # straight from the sorted array instead of re-partitioning it.
+    pos = np.arange(1, bins) / bins * (ordered.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, ordered.size - 1)
+    qs = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
     edges = dedupe_sorted(qs)
     # An edge at the minimum would leave bin 0 empty by construction.
     kept: FloatArray = edges[edges > ordered[0]]
@@ -240,9 +247,15 @@ def build_profile(
     bins: int = DEFAULT_BINS,
     workers: int | None = None,
     source: str | None = None,
+    ks_sample_for: Mapping[str, int] | None = None,
 ) -> ReferenceProfile:
-    """Prepare every column of a reference frame (in threads: numpy's sort releases the GIL)."""
-    if ks_sample <= KS_MAX_EXACT_N:
+    """Prepare every column of a reference frame (in threads: numpy's sort releases the GIL).
+
+    ``ks_sample_for`` overrides the bound per column (the engine keeps more points for columns
+    whose test is KS, so KS on raw data matches scipy).
+    """
+    overrides = dict(ks_sample_for or {})
+    if min([ks_sample, *overrides.values()]) <= KS_MAX_EXACT_N:
         raise ValueError(f"ks_sample must exceed {KS_MAX_EXACT_N} so exact KS p-values use all reference rows")
     rows = frame_rows(frame)
     if rows == 0:
@@ -256,7 +269,7 @@ def build_profile(
         col = frame[name]
         if isinstance(col, CategoricalColumn):
             return profile_categorical(name, col)
-        return profile_numeric(name, np.asarray(col, dtype=np.float64), ks_sample, bins)
+        return profile_numeric(name, np.asarray(col, dtype=np.float64), overrides.get(name, ks_sample), bins)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         profiles = list(pool.map(one, names))

@@ -211,7 +211,9 @@ def load_frame(uri: str, fmt: str = "auto", mapping: ColumnMapping | None = None
     kinds = _declared_kinds(mapping)
     table = read_table(uri, fmt)
     if mapping is not None and mapping.rename:
-        table = table.rename_columns([mapping.rename.get(c, c) for c in table.column_names])
+        # Columns keep their current names (the engine applies the rename); kinds are declared
+        # under reference names.
+        kinds = {c: kinds[mapping.rename.get(c, c)] for c in table.column_names if mapping.rename.get(c, c) in kinds}
     if table.num_rows == 0:
         raise DriftDataError("EmptyData", f"{uri} has no rows")
     return table_to_frame(table, kinds)

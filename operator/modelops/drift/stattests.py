@@ -140,8 +140,7 @@ def ks_2samp(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, f
     ref = _finite_sorted(reference)
     cur = _finite_sorted(current)
     values, ref_le, ref_lt = distinct_counts(ref)
-    cur_le = np.searchsorted(cur, values, side="right").astype(np.int64)
-    cur_lt = np.searchsorted(cur, values, side="left").astype(np.int64)
+    cur_le, cur_lt = ecdf_counts(cur, values)
     d = ks_statistic_from_counts(ref_le, ref_lt, ref.size, cur_le, cur_lt, cur.size)
     return ks_pvalue(d, ref.size, cur.size)
 
@@ -163,41 +162,49 @@ def wasserstein_from_sorted(
 
     In each gap the reference ECDF is a constant ``a`` and the current ECDF crosses ``a`` at most
     once, at an index known by arithmetic, so prefix sums of the sorted current values give the
-    integral exactly without merging the samples. When the reference is a bounded sample (see
-    ``profile``), ``a`` is the midpoint of the ECDF across the gap.
+    integral exactly without merging the samples. When the reference is a
+    bounded sample (see ``profile``), ``a`` is the midpoint of the ECDF across the gap.
     """
     m = cur_sorted.size
     k = values.size
     if k == 0 or m == 0:
         return math.nan
-    shift = float(values[k // 2])  # centring keeps prefix sums small, hence precise
+    shift = float(values[k // 2])  # centring keeps the sums small, hence precise
     v = values - shift
-    prefix = np.empty(m + 1)
-    prefix[0] = 0.0
-    np.subtract(cur_sorted, shift, out=prefix[1:])
-    np.cumsum(prefix[1:], out=prefix[1:])
+    num = ref_le[:-1] + ref_lt[1:]  # 2 * n * F_ref on each gap
+    den = 2 * n
+    crossing = -((-num * m) // den) - 1  # last index where F_cur is still below F_ref
+    j = np.clip(crossing, 0, m - 1)
 
+    # Prefix sums S(i) of the centred current values: one pass, then plain indexing.
+    sums = np.empty(m + 1)
+    sums[0] = 0.0
+    np.subtract(cur_sorted, shift, out=sums[1:])
+    np.cumsum(sums[1:], out=sums[1:])
+
+    def prefix(i: IntArray) -> FloatArray:
+        out: FloatArray = sums[i]
+        return out
+
+    s_lt0, s_le_last = prefix(cur_lt[:1])[0], prefix(cur_le[-1:])[0]
     # Left tail: the reference ECDF is 0 (the profile always keeps the minimum).
-    total = (cur_lt[0] * v[0] - prefix[cur_lt[0]]) / m
+    total = (cur_lt[0] * v[0] - s_lt0) / m
     # Right tail: the reference ECDF is 1 (the profile always keeps the maximum).
     le_last = int(cur_le[-1])
-    total += ((prefix[m] - prefix[le_last]) - (m - le_last) * v[-1]) / m
+    total += ((sums[-1] - s_le_last) - (m - le_last) * v[-1]) / m
     if k > 1:
         a_lo, b_hi = v[:-1], v[1:]
-        num = ref_le[:-1] + ref_lt[1:]  # 2 * n * F_ref on the gap
-        den = 2 * n
         a = num / den
         le_a = cur_le[:-1]
         lt_b = cur_lt[1:]
+        s_le_a, s_lt_b, s_j = prefix(le_a), prefix(lt_b), prefix(j)
         # J(A, B) = integral over [A, B) of F_cur
-        j_ab = (lt_b * b_hi - le_a * a_lo - (prefix[lt_b] - prefix[le_a])) / m
+        j_ab = (lt_b * b_hi - le_a * a_lo - (s_lt_b - s_le_a)) / m
         width = b_hi - a_lo
-        crossing = -((-num * m) // den) - 1  # last index where F_cur is still below a
         above = crossing < le_a  # F_cur >= a on the whole gap
         below = crossing >= lt_b  # F_cur < a on the whole gap
-        j = np.clip(crossing, 0, m - 1)
         x_star = cur_sorted[j] - shift
-        split = (le_a * a_lo - prefix[le_a] + lt_b * b_hi - prefix[lt_b] + 2 * (prefix[j] - j * x_star)) / m
+        split = (le_a * a_lo - s_le_a + lt_b * b_hi - s_lt_b + 2 * (s_j - j * x_star)) / m
         split += a * (2 * x_star - a_lo - b_hi)
         gap = np.where(above, j_ab - a * width, np.where(below, a * width - j_ab, split))
         total += float(gap.sum())
@@ -213,8 +220,7 @@ def wasserstein(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     ref = _finite_sorted(reference)
     cur = _finite_sorted(current)
     values, ref_le, ref_lt = distinct_counts(ref)
-    cur_le = np.searchsorted(cur, values, side="right").astype(np.int64)
-    cur_lt = np.searchsorted(cur, values, side="left").astype(np.int64)
+    cur_le, cur_lt = ecdf_counts(cur, values)
     return wasserstein_from_sorted(values, ref_le, ref_lt, ref.size, cur, cur_le, cur_lt)
 
 
@@ -277,6 +283,16 @@ def _finite_sorted(data: npt.ArrayLike) -> FloatArray:
     arr = np.asarray(data, dtype=np.float64).ravel()
     arr = np.sort(arr)
     return arr[: arr.size - int(np.count_nonzero(np.isnan(arr)))]
+
+
+def ecdf_counts(sorted_values: FloatArray, points: FloatArray) -> tuple[IntArray, IntArray]:
+    """Counts of values <= and < each point: one binary search, a second only for tied points."""
+    le = np.searchsorted(sorted_values, points, side="right").astype(np.int64)
+    lt = le.copy()
+    tied = np.flatnonzero((le > 0) & (sorted_values[np.maximum(le - 1, 0)] == points))
+    if tied.size:
+        lt[tied] = np.searchsorted(sorted_values, points[tied], side="left")
+    return le, lt
 
 
 def distinct_counts(sorted_values: FloatArray) -> tuple[FloatArray, IntArray, IntArray]:
