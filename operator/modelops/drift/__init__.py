@@ -9,13 +9,42 @@ The operator's entry points::
 Bad data raises :class:`DriftDataError` whose ``reason`` is a condition reason.
 """
 
-from modelops.drift.engine import DriftReport, FeatureDrift, compute_drift, default_method, run_check
-from modelops.drift.errors import DriftDataError
-from modelops.drift.frame import CategoricalColumn, Frame, categorical, frame_from_arrays, numerical
-from modelops.drift.predlog import LogFilter, read_prediction_log
-from modelops.drift.profile import ProfileCache, ReferenceProfile, build_profile
-from modelops.drift.readers import load_frame, load_reference
-from modelops.drift.stattests import REGISTRY, StatTest
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Lazy exports (PEP 562): `modelops.drift.durations` is imported by the operator's policy code,
+# and must not pull scipy.stats (~2 s) into every process that merely parses a duration.
+_EXPORTS = {
+    "DriftReport": "engine",
+    "FeatureDrift": "engine",
+    "compute_drift": "engine",
+    "default_method": "engine",
+    "run_check": "engine",
+    "DriftDataError": "errors",
+    "CategoricalColumn": "frame",
+    "Frame": "frame",
+    "categorical": "frame",
+    "frame_from_arrays": "frame",
+    "numerical": "frame",
+    "LogFilter": "predlog",
+    "read_prediction_log": "predlog",
+    "ProfileCache": "profile",
+    "ReferenceProfile": "profile",
+    "build_profile": "profile",
+    "load_frame": "readers",
+    "load_reference": "readers",
+    "REGISTRY": "stattests",
+    "StatTest": "stattests",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"modelops.drift.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'modelops.drift' has no attribute {name!r}")
+
 
 __all__ = [
     "REGISTRY",

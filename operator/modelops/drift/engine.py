@@ -216,13 +216,23 @@ def _plan(
     settings: DriftSettings,
     mapping: ColumnMapping | None,
 ) -> list[_Plan]:
+    # Evidently's column-mapping rule: a role left unset (None) is inferred from the remaining
+    # reference columns; a role given (even empty) is exactly what is checked.
     declared: dict[str, FeatureKind] = {}
     if mapping is not None:
         for name in mapping.numerical or []:
             declared[name] = "numerical"
         for name in mapping.categorical or []:
             declared[name] = "categorical"
-    names = list(declared) if declared else list(reference_kinds)
+    numerical_given = mapping is not None and mapping.numerical is not None
+    categorical_given = mapping is not None and mapping.categorical is not None
+    inferred = [
+        n
+        for n, kind in reference_kinds.items()
+        if n not in declared
+        and ((kind == "numerical" and not numerical_given) or (kind == "categorical" and not categorical_given))
+    ]
+    names = list(declared) + inferred
     if not names:
         raise DriftDataError("InvalidConfig", "no features to check")
     missing_ref = [n for n in names if n not in reference_kinds]

@@ -230,7 +230,10 @@ def profile_from_uri(
 ) -> ReferenceProfile:
     """Read raw reference data once and prepare it (the mapping's columns, or all of them)."""
     kinds = _declared_kinds(mapping)
-    table = read_table(uri, fmt, columns=list(kinds) if kinds else None)
+    # Only when both roles are given is the mapping the whole feature list (Evidently's rule);
+    # otherwise undeclared columns are profiled too, typed by inference.
+    exact = mapping is not None and mapping.numerical is not None and mapping.categorical is not None
+    table = read_table(uri, fmt, columns=list(kinds) if exact and kinds else None)
     if table.num_rows == 0:
         raise DriftDataError("EmptyData", f"reference {uri} has no rows")
     frame = table_to_frame(table, kinds)
@@ -238,7 +241,9 @@ def profile_from_uri(
     if missing:
         raise DriftDataError("MissingColumns", f"reference data lacks column(s): {', '.join(missing)}")
     try:
-        return build_profile(frame, kinds or None, ks_sample=ks_sample, bins=bins, workers=workers, source=uri)
+        return build_profile(
+            frame, kinds if exact and kinds else None, ks_sample=ks_sample, bins=bins, workers=workers, source=uri
+        )
     except ValueError as exc:
         raise DriftDataError("InvalidConfig", str(exc)) from exc
 
