@@ -40,3 +40,16 @@ def test_unset_roles_are_inferred_given_roles_are_exact(csvs, mapping, checked):
     cm = ColumnMapping.model_validate(mapping) if mapping is not None else None
     result = run_check(load_reference(ref, mapping=cm, cache=None), load_frame(cur, mapping=cm), mapping=cm)
     assert {f.name for f in result.features} == checked
+
+
+def test_unseen_categories_and_reference_nans_reach_the_status(tmp_path):
+    ref = tmp_path / "ref.csv"
+    cur = tmp_path / "cur.csv"
+    ref.write_text("plan,x\n" + "\n".join(f"{'ab'[i % 2]},{'' if i % 50 == 0 else i}" for i in range(200)) + "\n")
+    cur.write_text("plan,x\n" + "\n".join(f"{'abc'[i % 3]},{i}" for i in range(200)) + "\n")
+    result = run_check(load_reference(str(ref), cache=None), load_frame(str(cur)))
+    by_name = {f.name: f for f in result.features}
+    assert by_name["plan"].unseen_categories == ["c"]
+    assert by_name["x"].nan_reference == 4
+    wire = result.to_wire()
+    assert next(f for f in wire["features"] if f["name"] == "plan")["unseenCategories"] == ["c"]

@@ -113,6 +113,10 @@ class FeatureResult(StatusModel):
     n_reference: int
     n_current: int
     nan_current: int = 0
+    nan_reference: int = 0
+    unseen_categories: list[str] | None = Field(
+        default=None, max_length=20, description="Current categories absent from the reference (first 20)."
+    )
 
 
 class CheckResult(StatusModel):

@@ -108,6 +108,8 @@ class FeatureDrift:
             n_reference=self.n_reference,
             n_current=self.n_current,
             nan_current=self.nan_current,
+            nan_reference=self.nan_reference,
+            unseen_categories=list(self.unseen_categories) or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
