@@ -43,7 +43,7 @@ def local_path(uri: str) -> Path | None:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme == "file":
         return Path(urllib.parse.unquote(parsed.netloc + parsed.path))
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and uri[1:3] == ":\\"):
+    if parsed.scheme == "":
         return Path(uri)
     return None
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from modelops.artifacts import local_path
 from modelops.drift.errors import DriftDataError
 from modelops.drift.frame import Column, frame_from_arrays
-from modelops.drift.readers import is_local, local_path, open_uri
+from modelops.drift.readers import open_uri
 
 OUTPUT_PREFIX = "outputs."
 
@@ -74,13 +75,13 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def expand_uri(uri: str) -> list[str]:
     """A file, every file of a directory, or a glob's matches; sorted for reproducibility."""
-    if is_local(uri):
-        path = local_path(uri)
-        if path.is_dir():
-            return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        if any(ch in str(path) for ch in "*?["):
-            return sorted(_glob.glob(str(path)))
-        return [str(path)]
+    local = local_path(uri)
+    if local is not None:
+        if local.is_dir():
+            return sorted(str(p) for p in local.iterdir() if p.is_file() and not p.name.startswith("."))
+        if any(ch in str(local) for ch in "*?["):
+            return sorted(_glob.glob(str(local)))
+        return [str(local)]
     try:
         import fsspec
     except ImportError as exc:  # pragma: no cover

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any, Literal
 
 import numpy as np
 
 from modelops.api.driftmonitor import ColumnMapping
+from modelops.artifacts import local_path
 from modelops.drift.errors import DriftDataError
 from modelops.drift.frame import CategoricalColumn, Column, FeatureKind, category_label
 from modelops.drift.profile import (
@@ -40,20 +40,13 @@ _SUFFIXES: dict[str, Literal["parquet", "csv", "jsonl"]] = {
 _COMPRESSIONS = (".gz", ".bz2", ".zst", ".xz")
 
 
-def is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def local_path(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
-
-
 @contextlib.contextmanager
 def open_uri(uri: str) -> Iterator[IO[bytes]]:
     """A binary stream for a local path or any fsspec URI (s3://, gs://, http://, ...)."""
     try:
-        if is_local(uri):
-            with open(local_path(uri), "rb") as fh:
+        path = local_path(uri)
+        if path is not None:
+            with open(path, "rb") as fh:
                 yield fh
             return
         try:
@@ -250,16 +243,17 @@ def profile_from_uri(
 
 def _cache_key(uri: str, fmt: str, mapping: ColumnMapping | None) -> tuple[Any, ...]:
     stamp: Any = None
-    if is_local(uri):
+    path = local_path(uri)
+    if path is not None:
         with contextlib.suppress(OSError):
-            st = os.stat(local_path(uri))
+            st = os.stat(path)
             stamp = (st.st_mtime_ns, st.st_size)
     else:
         with contextlib.suppress(Exception):
             import fsspec
 
-            fs, path = fsspec.core.url_to_fs(uri)
-            info = fs.info(path)
+            fs, remote = fsspec.core.url_to_fs(uri)
+            info = fs.info(remote)
             stamp = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("size")
     return (uri, fmt, stamp, mapping.model_dump_json() if mapping is not None else None)
 
