@@ -26,7 +26,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift": ("modelops.commands.drift", "drift checks, reference profiles and reports"),
     "serve": ("modelops.commands.serve", "serve a model over the Open Inference Protocol v2"),
 }
-COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -31,9 +31,6 @@ class OperatorConfig:
     health_port: int | None = 8080
     metrics_port: int | None = 9090
     host: str = "0.0.0.0"
-    extra_handlers: Sequence[Callable[[kopf.OperatorRegistry, Callable[[], CustomObjects]], None]] = field(
-        default_factory=tuple
-    )
 
 
 def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -91,8 +88,6 @@ async def run_operator(
         return shared["api"]
 
     registry = build_registry(api_factory)
-    for extra in cfg.extra_handlers:
-        extra(registry, api_factory)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 
@@ -82,3 +82,9 @@ def with_cel_rules(base: ConfigDict, rules: list[dict[str, str]]) -> ConfigDict:
     config = ConfigDict(**base)
     config["json_schema_extra"] = {"x-kubernetes-validations": list(rules)}  # type: ignore[dict-item,arg-type]
     return config
+
+
+def describe_spec_error(exc: ValidationError) -> str:
+    """The first validation error as ``spec.<field.path>: <message>``, for a condition and an Event."""
+    first = exc.errors()[0]
+    return "spec." + ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"

@@ -15,9 +15,9 @@ import kopf
 from pydantic import ValidationError
 
 from modelops import __version__
-from modelops.api.base import ConditionStatus
+from modelops.api.base import ConditionStatus, describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
-from modelops.core.conditions import set_condition
+from modelops.core.conditions import get_condition, set_condition
 from modelops.core.drift_cronjob import (
     CheckJobOptions,
     MonitorRef,
@@ -75,13 +75,14 @@ def resolve_reference(spec: DriftMonitorSpec, model: dict[str, Any] | None) -> s
     return str(value) if value else None
 
 
-def _write_status(
-    api: CustomObjects, body: dict[str, Any], status: DriftMonitorStatus, expect_rv: bool = True
-) -> dict[str, Any]:
+def _write_status(api: CustomObjects, body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, Any]:
+    """Write the whole status, guarded by the resourceVersion ``body`` was read at: the check job
+    writes this status too, and a write based on a stale read must retry, not overwrite it."""
     meta = body["metadata"]
-    rv = str(meta.get("resourceVersion") or "") or None if expect_rv else None
     try:
-        return api.patch_status(DRIFT_MONITOR, meta["namespace"], meta["name"], status.to_wire(), rv)
+        return api.patch_status(
+            DRIFT_MONITOR, meta["namespace"], meta["name"], status.to_wire(), meta.get("resourceVersion")
+        )
     except Conflict as exc:
         raise kopf.TemporaryError(f"changed while reconciling, retrying: {exc}", delay=0.5) from exc
 
@@ -96,8 +97,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             spec = DriftMonitorSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             outcome.result = "invalid"
-            first = exc.errors()[0]
-            message = "spec." + ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+            message = describe_spec_error(exc)
             bad = status.model_copy(
                 update={
                     "phase": MonitorPhase.ERROR,
@@ -107,7 +107,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
                     ),
                 }
             )
-            _write_status(api, body, bad, expect_rv=False)
+            _write_status(api, body, bad)
             events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
             return
         monitor = _monitor_ref(body)
@@ -147,9 +147,10 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             }
         )
         if new != status:
-            _write_status(api, body, new, expect_rv=False)
+            _write_status(api, body, new)
         evs = [EventSpec("Normal", "ChildrenApplied", "; ".join(changed))] if changed else []
-        if ready[0] == "False" and (status.conditions and status.conditions[0].reason) != ready[1]:
+        previous = get_condition(status.conditions, "Ready")
+        if ready[0] == "False" and (previous is None or previous.reason != ready[1]):
             evs.append(EventSpec("Warning", ready[1], ready[2]))
         events.record(body, evs)
         for line in changed:

@@ -9,10 +9,11 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from modelops.api.base import describe_spec_error
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
 from modelops.core.conditions import set_condition
 from modelops.core.registry import Decision, EventSpec, decide
-from modelops.k8s import events, resources
+from modelops.k8s import events
 from modelops.k8s.observe import observe_model_version
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
 from modelops.telemetry import forget_model_version, observe_reconcile, set_model_version_info
@@ -24,9 +25,7 @@ def invalid_spec_status(
     status: dict[str, Any], exc: ValidationError, generation: int, now: dt.datetime
 ) -> tuple[dict[str, Any], str]:
     """Status for a spec the API server accepted but we cannot parse: name the field, do not crash."""
-    first = exc.errors()[0]
-    field = "spec." + ".".join(str(p) for p in first["loc"])
-    message = f"{field}: {first['msg']}"
+    message = describe_spec_error(exc)
     current = ModelVersionStatus.model_validate(status or {})
     conds = set_condition(current.conditions, "Ready", "False", "InvalidSpec", message, now, generation)
     new = current.model_copy(update={"conditions": conds, "observed_generation": generation, "message": message})
@@ -116,4 +115,4 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
         forget_model_version(str(kwargs["namespace"]), str(kwargs["name"]))
 
 
-__all__ = ["reconcile", "register", "resources"]
+__all__ = ["reconcile", "register"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -9,14 +10,12 @@ import kopf
 
 from modelops.core.registry import EventSpec
 
-_SECRET_MARKERS = ("password", "token", "secret", "apikey", "api_key")
+_URI_CREDENTIALS = re.compile(r"(//)[^/@\s]+:[^/@\s]+@")
 
 
 def redact(message: str) -> str:
     """Events are world-readable in a namespace: drop URI credentials (user:pass@) before posting."""
-    import re
-
-    return re.sub(r"(//)[^/@\s]+:[^/@\s]+@", r"\1***@", message)
+    return _URI_CREDENTIALS.sub(r"\1***@", message)
 
 
 def record(body: Mapping[str, Any], events: Iterable[EventSpec]) -> None:
