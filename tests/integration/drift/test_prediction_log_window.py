@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from modelops.k8s.resources import DRIFT_MONITOR
-from tests.integration.drift.test_drift_monitor_operator import NS, run_check
+from tests.integration.drift.conftest import NS, run_check
 
 
 @pytest.mark.usefixtures("operator", "model_version")
-def test_only_rows_in_the_window_are_checked(api, kubeconfig, tmp_path):
+def test_only_rows_in_the_window_are_checked(custom_objects, kubeconfig, tmp_path):
     rng = np.random.default_rng(7)
     ref = tmp_path / "ref.csv"
     ref.write_text("tenure,calls\n" + "\n".join(f"{rng.normal(24, 6):.3f},{rng.poisson(2)}" for _ in range(600)))
@@ -42,7 +42,7 @@ def test_only_rows_in_the_window_are_checked(api, kubeconfig, tmp_path):
 
     (logdir / "w0-old.jsonl").write_text(rows(now - dt.timedelta(days=3), shift=20, n=400))  # outside 24h
     (logdir / "w0-new.jsonl").write_text(rows(now - dt.timedelta(minutes=5), shift=0, n=300))
-    api.create(
+    custom_objects.create(
         DRIFT_MONITOR,
         NS,
         {
@@ -60,16 +60,16 @@ def test_only_rows_in_the_window_are_checked(api, kubeconfig, tmp_path):
     )
     done = run_check(kubeconfig)
     assert done.returncode == 0, done.stderr
-    st = api.get(DRIFT_MONITOR, NS, "churn-drift")["status"]
+    st = custom_objects.get(DRIFT_MONITOR, NS, "churn-drift")["status"]
     features = {f["name"]: f for f in st["lastResult"]["features"]}
     assert set(features) == {"tenure", "calls"}
     assert {f["nCurrent"] for f in features.values()} == {300}
     assert st["lastResult"]["datasetDrift"] is False
 
     # A window with too few rows is bad data, not "no drift".
-    api.patch(DRIFT_MONITOR, NS, "churn-drift", {"spec": {"current": {"window": "1m"}}})
+    custom_objects.patch(DRIFT_MONITOR, NS, "churn-drift", {"spec": {"current": {"window": "1m"}}})
     assert run_check(kubeconfig).returncode == 0
-    st = api.get(DRIFT_MONITOR, NS, "churn-drift")["status"]
+    st = custom_objects.get(DRIFT_MONITOR, NS, "churn-drift")["status"]
     cond = next(c for c in st["conditions"] if c["type"] == "CheckSucceeded")
     assert (cond["status"], st["phase"]) == ("False", "Error")
     assert cond["reason"] == "EmptyData"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +13,13 @@ from kubernetes import client
 
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import MODEL_VERSION, CustomObjects
-from modelops.runner import OperatorConfig, OperatorThread
 
 Obj = dict[str, Any]
 
 
 @pytest.fixture
-def mv_api(kubeconfig: str) -> CustomObjects:
-    return CustomObjects(load_api_client(str(kubeconfig)))
-
-
-@pytest.fixture
 def core_api(kubeconfig: str) -> client.CoreV1Api:
     return client.CoreV1Api(load_api_client(str(kubeconfig)))
-
-
-@pytest.fixture
-def operator(kubeconfig: str) -> Iterator[OperatorThread]:
-    cfg = OperatorConfig(namespaces=["default"], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
-    with OperatorThread(cfg) as op:
-        yield op
 
 
 @pytest.fixture

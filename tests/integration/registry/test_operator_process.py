@@ -21,7 +21,7 @@ def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-def test_cluster_wide_operator_with_health_and_metrics(kubeconfig, k8s_api_client, mv_api, tmp_path):
+def test_cluster_wide_operator_with_health_and_metrics(kubeconfig, k8s_api_client, custom_objects, tmp_path):
     client.CoreV1Api(k8s_api_client).create_namespace({"metadata": {"name": "team-b"}})
     health, metrics = free_port(), free_port()
     proc = start_operator(
@@ -36,8 +36,8 @@ def test_cluster_wide_operator_with_health_and_metrics(kubeconfig, k8s_api_clien
         path = tmp_path / "m.joblib"
         path.write_bytes(b"team b model")
         digest = "sha256:" + hashlib.sha256(b"team b model").hexdigest()
-        mv_api.create(MODEL_VERSION, "team-b", model_version("fraud-v1", path.as_uri(), digest, model="fraud"))
-        while status(mv_api.get(MODEL_VERSION, "team-b", "fraud-v1")).get("phase") != "Verified":
+        custom_objects.create(MODEL_VERSION, "team-b", model_version("fraud-v1", path.as_uri(), digest, model="fraud"))
+        while status(custom_objects.get(MODEL_VERSION, "team-b", "fraud-v1")).get("phase") != "Verified":
             assert time.monotonic() < deadline + 30, (tmp_path / "op.log").read_text()
             time.sleep(0.1)
         # Metrics are updated right after the status write: poll briefly.

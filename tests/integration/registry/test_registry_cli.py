@@ -57,7 +57,7 @@ def test_register_dry_run_prints_valid_yaml(capsys, tmp_path):
 
 
 @pytest.mark.usefixtures("operator")
-def test_register_list_promote_lineage(capsys, tmp_path, kubeconfig, mv_api):
+def test_register_list_promote_lineage(capsys, tmp_path, kubeconfig, custom_objects):
     kc = ["--kubeconfig", str(kubeconfig)]
     for version, parent in (("1", None), ("2", "churn-v1")):
         path = tmp_path / f"v{version}.joblib"
@@ -79,7 +79,7 @@ def test_register_list_promote_lineage(capsys, tmp_path, kubeconfig, mv_api):
         )
         assert code == 0, err
         assert f"modelversion/churn-v{version} created" in out
-    wait_for(mv_api, "churn-v2", lambda o: status(o).get("phase") == "Verified")
+    wait_for(custom_objects, "churn-v2", lambda o: status(o).get("phase") == "Verified")
 
     code, out, _ = run(capsys, "registry", "promote", "churn-v2", "--to", "Production", *kc)
     assert code == 1
