@@ -97,56 +97,38 @@ def _apply_digest(
     spec: ModelVersionSpec, status: ModelVersionStatus, obs: DigestObservation, generation: int, now: datetime
 ) -> tuple[ModelVersionStatus, list[EventSpec], float | None]:
     conds = status.conditions
-    if obs.outcome == "match":
-        msg = f"artifact {spec.artifact.uri} matches {spec.artifact.digest}"
-        return (
-            status.model_copy(
-                update={
-                    "phase": Phase.VERIFIED,
-                    "verified_digest": obs.actual,
-                    "verified_at": now,
-                    "artifact_size_bytes": obs.size_bytes,
-                    "message": msg,
-                    "conditions": set_condition(conds, READY, "True", "ArtifactVerified", msg, now, generation),
-                    "history": append_history(
-                        status.history, _entry(now, "Verified", "ArtifactVerified", msg, to_value=Phase.VERIFIED)
-                    ),
-                }
-            ),
-            [EventSpec("Normal", "ArtifactVerified", msg)],
-            None,
-        )
-    if obs.outcome == "mismatch":
-        msg = f"artifact {spec.artifact.uri} hashes to {obs.actual}, spec.artifact.digest is {spec.artifact.digest}"
-        return (
-            status.model_copy(
-                update={
-                    "phase": Phase.FAILED,
-                    "message": msg,
-                    "conditions": set_condition(conds, READY, "False", "DigestMismatch", msg, now, generation),
-                    "history": append_history(
-                        status.history, _entry(now, "Failed", "DigestMismatch", msg, to_value=Phase.FAILED)
-                    ),
-                }
-            ),
-            [EventSpec("Warning", "DigestMismatch", msg)],
-            None,
-        )
-    attempts = (status.verify_attempts or 0) + 1
-    delay = backoff_seconds(attempts)
-    msg = f"cannot read artifact (attempt {attempts}, retrying in {delay:.0f}s): {obs.error}"
-    return (
-        status.model_copy(
+    if obs.outcome == "unreachable":
+        attempts = (status.verify_attempts or 0) + 1
+        delay = backoff_seconds(attempts)
+        msg = f"cannot read artifact (attempt {attempts}, retrying in {delay:.0f}s): {obs.error}"
+        pending = status.model_copy(
             update={
                 "phase": Phase.PENDING,
                 "verify_attempts": attempts,
                 "message": msg,
                 "conditions": set_condition(conds, READY, "False", "ArtifactUnreachable", msg, now, generation),
             }
-        ),
-        [EventSpec("Warning", "ArtifactUnreachable", msg)],
-        delay,
+        )
+        return pending, [EventSpec("Warning", "ArtifactUnreachable", msg)], delay
+    verified = obs.outcome == "match"
+    if verified:
+        phase, reason, event = Phase.VERIFIED, "ArtifactVerified", "Verified"
+        msg = f"artifact {spec.artifact.uri} matches {spec.artifact.digest}"
+        extra = {"verified_digest": obs.actual, "verified_at": now, "artifact_size_bytes": obs.size_bytes}
+    else:
+        phase, reason, event = Phase.FAILED, "DigestMismatch", "Failed"
+        msg = f"artifact {spec.artifact.uri} hashes to {obs.actual}, spec.artifact.digest is {spec.artifact.digest}"
+        extra = {}
+    final = status.model_copy(
+        update={
+            "phase": phase,
+            "message": msg,
+            "conditions": set_condition(conds, READY, "True" if verified else "False", reason, msg, now, generation),
+            "history": append_history(status.history, _entry(now, event, reason, msg, to_value=phase)),
+            **extra,
+        }
     )
+    return final, [EventSpec("Normal" if verified else "Warning", reason, msg)], None
 
 
 def _archive_sibling(sibling: Sibling, promoted: str, now: datetime) -> Demotion:
