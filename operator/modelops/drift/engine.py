@@ -345,23 +345,8 @@ def _compare_numeric(prof: NumericProfile, column: Column, plan: _Plan, histogra
             )
         statistic, p_value = _binned(method, ref_counts, cur_counts)
 
-    drifted = test.drifted(p_value if test.score == "p_value" else statistic, threshold)  # type: ignore[arg-type]
     hist = _numeric_histogram(prof, cur) if histogram else None
-    return FeatureDrift(
-        name=plan.name,
-        kind="numerical",
-        test=method,
-        statistic=statistic,
-        p_value=p_value,
-        p_value_raw=p_value,
-        threshold=threshold,
-        drifted=drifted,
-        n_reference=prof.n,
-        n_current=m,
-        nan_reference=prof.nan,
-        nan_current=nan,
-        histogram=hist,
-    )
+    return _feature(plan, "numerical", method, statistic, p_value, threshold, prof, m, nan, histogram=hist)
 
 
 def _counts_on(grid: FloatArray, values: FloatArray, counts: IntArray) -> IntArray:
@@ -426,13 +411,42 @@ def _compare_categorical(prof: CategoricalProfile, column: Column, plan: _Plan, 
     test = st.get_test(method)
     threshold = plan.threshold if plan.threshold is not None else test.default_threshold
     statistic, p_value = _binned(method, ref_counts, cur_counts)
-    drifted = test.drifted(p_value if test.score == "p_value" else statistic, threshold)  # type: ignore[arg-type]
     hist = None
     if histogram:
         hist = Histogram(reference=(ref_counts / prof.n).tolist(), current=(cur_counts / m).tolist(), labels=labels)
+    return _feature(
+        plan,
+        "categorical",
+        method,
+        statistic,
+        p_value,
+        threshold,
+        prof,
+        m,
+        col.missing,
+        unseen_categories=tuple(unseen[:UNSEEN_REPORT_LIMIT]),
+        histogram=hist,
+    )
+
+
+def _feature(
+    plan: _Plan,
+    kind: FeatureKind,
+    method: MethodName,
+    statistic: float,
+    p_value: float | None,
+    threshold: float,
+    prof: NumericProfile | CategoricalProfile,
+    n_current: int,
+    nan_current: int,
+    **extra: Any,
+) -> FeatureDrift:
+    """One feature's result with its verdict: the test's score (p-value or distance) vs the threshold."""
+    test = st.get_test(method)
+    drifted = test.drifted(p_value if test.score == "p_value" else statistic, threshold)  # type: ignore[arg-type]
     return FeatureDrift(
         name=plan.name,
-        kind="categorical",
+        kind=kind,
         test=method,
         statistic=statistic,
         p_value=p_value,
@@ -440,11 +454,10 @@ def _compare_categorical(prof: CategoricalProfile, column: Column, plan: _Plan, 
         threshold=threshold,
         drifted=drifted,
         n_reference=prof.n,
-        n_current=m,
+        n_current=n_current,
         nan_reference=prof.nan,
-        nan_current=col.missing,
-        unseen_categories=tuple(unseen[:UNSEEN_REPORT_LIMIT]),
-        histogram=hist,
+        nan_current=nan_current,
+        **extra,
     )
 
 
