@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelops.api.driftmonitor import DriftMonitorStatus
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -109,10 +110,10 @@ DRIFT_LAST_CHECK = Gauge(
 _drift_series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
-def set_drift_metrics(namespace: str, monitor: str, status: Any) -> None:
+def set_drift_metrics(namespace: str, monitor: str, status: DriftMonitorStatus) -> None:
     """Export a DriftMonitorStatus; series of features no longer checked are removed."""
     forget_drift_metrics(namespace, monitor)
-    result = getattr(status, "last_result", None)
+    result = status.last_result
     series: list[tuple[Gauge, tuple[str, ...]]] = []
     if result is not None:
         for f in result.features:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -89,8 +90,6 @@ def run_check(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def model_version(custom_objects, tmp_path) -> None:
-    import hashlib
-
     art = tmp_path / "m.joblib"
     art.write_bytes(b"m")
     custom_objects.create(

@@ -3,6 +3,7 @@ CronJob's pod runs) writes the result; the operator debounces and creates the re
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,6 @@ def test_missing_column_is_an_error_status_not_no_drift(custom_objects, kubeconf
 
 
 def test_check_exits_non_zero_when_the_api_is_unreachable(tmp_path):
-    import socket
-
     from tests.support.faultproxy import kubeconfig_for
 
     with socket.socket() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from pathlib import Path
 
@@ -45,8 +46,6 @@ def test_register_dry_run_prints_valid_yaml(capsys, tmp_path):
     doc = yaml.safe_load(out)
     assert doc["kind"] == "ModelVersion"
     assert doc["metadata"]["name"] == "churn-v3"
-    import hashlib
-
     assert doc["spec"]["artifact"]["digest"] == "sha256:" + hashlib.sha256(b"weights").hexdigest()
     assert doc["spec"]["metrics"] == {"auc": 0.91}
     assert doc["spec"]["lineage"] == {

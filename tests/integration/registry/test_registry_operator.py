@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import time
 
 import pytest
 
@@ -50,8 +52,6 @@ def test_digest_mismatch_fails_with_warning_event(custom_objects, core_api, arti
 
 
 def test_unreachable_artifact_backs_off_then_verifies(custom_objects, core_api, tmp_path):
-    import hashlib
-
     path = tmp_path / "late.joblib"
     data = b"arrives later"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -61,8 +61,6 @@ def test_unreachable_artifact_backs_off_then_verifies(custom_objects, core_api, 
     assert status(obj)["verifyAttempts"] == 1
     wait_event(core_api, "churn-late", "ArtifactUnreachable")
     # Backoff, not a hot loop: 5 s after the first failure, still one attempt.
-    import time
-
     time.sleep(2.0)
     assert status(custom_objects.get(MODEL_VERSION, "default", "churn-late"))["verifyAttempts"] == 1
     path.write_bytes(data)
