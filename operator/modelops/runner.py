@@ -16,6 +16,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from modelops.handlers import driftmonitor, modelversion
+from modelops.hostports import host_port
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.telemetry import REGISTRY
@@ -94,9 +95,9 @@ async def run_operator(
         return connection_info(cfg.kubeconfig)
 
     if cfg.metrics_port is not None:
-        start_http_server(cfg.metrics_port, addr=cfg.host, registry=REGISTRY)
+        start_http_server(host_port(cfg.metrics_port), addr=cfg.host, registry=REGISTRY)
         log.info("metrics on http://%s:%d/metrics", cfg.host, cfg.metrics_port)
-    liveness = f"http://{cfg.host}:{cfg.health_port}/healthz" if cfg.health_port is not None else None
+    liveness = f"http://{cfg.host}:{host_port(cfg.health_port)}/healthz" if cfg.health_port is not None else None
     await kopf.operator(
         registry=registry,
         settings=build_settings(),

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from modelops import __version__
 from modelops.api.base import ConditionStatus, describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
 from modelops.core.conditions import get_condition, set_condition
@@ -29,6 +27,7 @@ from modelops.core.drift_cronjob import (
 )
 from modelops.core.drift_monitor import MonitorDecision, MonitorObservations, evaluate_check, job_state_of, track_job
 from modelops.core.registry import EventSpec
+from modelops.images import operator_image
 from modelops.k8s import events
 from modelops.k8s.apply import apply, read_job
 from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, NotFound
@@ -36,11 +35,6 @@ from modelops.telemetry import forget_drift_metrics, observe_reconcile, set_drif
 
 KIND = "DriftMonitor"
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-
-
-def default_image() -> str:
-    """The operator's own image runs the checks (MODELOPS_IMAGE is set by the chart)."""
-    return os.environ.get("MODELOPS_IMAGE") or f"ghcr.io/modelops/modelops:{__version__}"
 
 
 def _monitor_ref(body: dict[str, Any]) -> MonitorRef:
@@ -117,7 +111,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             build_service_account(monitor),
             build_role(monitor, spec, record_events=True),
             build_role_binding(monitor),
-            build_cronjob(monitor, spec, CheckJobOptions(image=default_image())),
+            build_cronjob(monitor, spec, CheckJobOptions(image=operator_image())),
         ]
         changed = []
         for child in children:

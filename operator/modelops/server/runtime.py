@@ -33,6 +33,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from modelops.artifacts import ArtifactUnreachable, DigestMismatch, local_path, open_uri, verify
+from modelops.hostports import host_port
 from modelops.server.app import ServerState, build_app, build_metrics_app
 from modelops.server.frameworks import Model, guess_framework, resolve
 from modelops.server.metrics import PREDICTION_BUCKETS, Layout, Slots
@@ -123,7 +124,7 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    sock.bind((host, host_port(port)))
     sock.setblocking(False)
     return sock
 
@@ -216,7 +217,7 @@ class Worker:
         if separate_metrics and self.index == 0 and c.metrics_port is not None:
             metrics_runner = web.AppRunner(build_metrics_app(self.state), access_log=None)
             await metrics_runner.setup()
-            await web.TCPSite(metrics_runner, c.host, c.metrics_port).start()
+            await web.TCPSite(metrics_runner, c.host, host_port(c.metrics_port)).start()
         log.info("worker %d listening on %s:%d (live, not ready)", self.index, c.host, sock.getsockname()[1])
 
         loading = loop.run_in_executor(None, self._prepare)
