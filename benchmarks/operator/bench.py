@@ -161,7 +161,9 @@ def main() -> int:
                         f"{server.url}{GROUP}/modelversions",
                         model_version(f"mv-{created}", artifact.as_uri(), digest),
                     )
-                settled = wait_until(lambda: _count_phase(server.url, "modelversions", "Verified") >= target, 600, 0.5)
+                settled = wait_until(
+                    lambda t=target: _count_phase(server.url, "modelversions", "Verified") >= t, 600, 0.5
+                )
                 rss, cpu = proc_stats(op.pid)
                 results["steps"].append(
                     {
