@@ -13,6 +13,7 @@ from kubernetes import config
 from kubernetes.client import ApiClient
 
 from modelops.sandbox import ServerThread
+from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
@@ -20,8 +21,8 @@ CRDS = ROOT / "crds"
 
 @pytest.fixture
 def apiserver() -> Iterator[ServerThread]:
-    """A started sandbox API server (own thread and loop) with crds/ preloaded; stopped afterwards."""
-    server = ServerThread(port=0, crds=[CRDS], bookmark_interval=1.0).start()
+    """A started sandbox API server (own thread and loop), crds/ and Gateway API CRDs preloaded as `sandbox up` does."""
+    server = ServerThread(port=0, crds=[CRDS, GATEWAY_API_CRDS], bookmark_interval=1.0).start()
     try:
         yield server
     finally:

@@ -141,12 +141,7 @@ BUILTINS: tuple[Resource, ...] = (
     _r("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True, generation=True),
     _r("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short=("hpa",), status=True,
        categories=ALL),
-    _r("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", status=True, generation=True,
-       categories=("gateway-api",)),
-    _r("gateway.networking.k8s.io/v1", "gateways", "Gateway", short=("gtw",), status=True, generation=True,
-       categories=("gateway-api",)),
-    _r("gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass", namespaced=False, short=("gc",),
-       status=True, generation=True, categories=("gateway-api",)),
+    _r("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
     _r("apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
        short=("crd", "crds"), status=True, generation=True),
 )  # fmt: skip

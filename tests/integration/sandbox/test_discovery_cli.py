@@ -43,7 +43,7 @@ async def test_group_discovery(http: Client) -> None:
         ("rbac.authorization.k8s.io", "v1"),
         ("events.k8s.io", "v1"),
         ("coordination.k8s.io", "v1"),
-        ("gateway.networking.k8s.io", "v1"),
+        ("discovery.k8s.io", "v1"),
         ("apiextensions.k8s.io", "v1"),
         ("modelops.dev", "v1alpha1"),
     ]:
