@@ -73,18 +73,74 @@ MetricKind = Literal["errorRate", "latencyP99", "predictionShift", "promql"]
 class AnalysisMetric(KubeModel):
     """One measurement of the canary, compared with a threshold or with the stable track."""
 
+    model_config = with_cel_rules(
+        KubeModel.model_config,
+        [
+            {
+                "rule": "self.kind == 'promql' ? has(self.query) : !has(self.query)",
+                "message": "query is required for kind promql and only allowed there",
+            },
+            {
+                "rule": "has(self.max) || has(self.min) || has(self.maxRatioToStable)",
+                "message": "set at least one threshold: max, min or maxRatioToStable",
+            },
+            {
+                "rule": "!has(self.maxRatioToStable) || self.kind == 'errorRate' || self.kind == 'latencyP99'",
+                "message": "maxRatioToStable applies to errorRate and latencyP99 only",
+            },
+            {
+                "rule": "!has(self.output) || self.kind == 'predictionShift'",
+                "message": "output applies to predictionShift only",
+            },
+        ],
+    )
+
     name: str = Field(min_length=1, max_length=63)
     kind: MetricKind
-    query: str | None = Field(default=None, max_length=8192, description="PromQL, for kind promql.")
+    query: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="PromQL, for kind promql; {{namespace}} {{deployment}} {{track}} {{version}} {{interval}} are filled in.",
+    )
     max: float | None = Field(default=None, description="Fail when the value is above.")
     min: float | None = Field(default=None, description="Fail when the value is below.")
     max_ratio_to_stable: float | None = Field(
         default=None, gt=0, description="Fail when canary/stable is above (latency, error rate)."
     )
+    output: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="predictionShift: the model output compared; default every numeric output (the largest shift).",
+    )
     interval: str = Field(default="30s", pattern=DURATION_PATTERN)
     count: int = Field(default=3, ge=1, le=1000)
     failure_limit: int = Field(default=0, ge=0, le=1000)
     inconclusive_limit: int = Field(default=1, ge=0, le=1000)
+    error_limit: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description="Measurements that could not be taken (Prometheus unreachable, query failed) allowed before failing.",
+    )
+    min_samples: int = Field(
+        default=50,
+        ge=0,
+        le=1_000_000_000,
+        description="Canary requests (predictionShift: predictions per track) needed in an interval, else Inconclusive.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalysisMetric:
+        if (self.kind == "promql") != (self.query is not None):
+            raise ValueError("query is required for kind promql and only allowed there")
+        if self.max is None and self.min is None and self.max_ratio_to_stable is None:
+            raise ValueError("set at least one threshold: max, min or maxRatioToStable")
+        if self.max_ratio_to_stable is not None and self.kind not in ("errorRate", "latencyP99"):
+            raise ValueError("maxRatioToStable applies to errorRate and latencyP99 only")
+        if self.output is not None and self.kind != "predictionShift":
+            raise ValueError("output applies to predictionShift only")
+        return self
 
 
 class Analysis(KubeModel):
@@ -184,8 +240,12 @@ class RolloutPhase(StrEnum):
 
 
 class MetricResult(StatusModel):
+    """One measurement: the canary's value (for predictionShift the PSI), and what it was judged."""
+
     name: str
     value: float | None = None
+    stable_value: float | None = Field(default=None, description="The stable track's value, when compared.")
+    samples: int | None = Field(default=None, description="Canary requests (predictionShift: predictions) counted.")
     phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
     message: str = ""
     time: datetime | None = None
