@@ -341,6 +341,11 @@ def _rv(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+def _rv_order(obj: Mapping[str, Any]) -> int:
+    rv = _rv(obj)
+    return int(rv) if rv.isdigit() else 0
+
+
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
     params: dict[str, str] = {}
     if label_selector:
@@ -416,6 +421,16 @@ class Informer:
         if namespace is None:
             return list(self.cache.values())
         return [o for (ns, _), o in self.cache.items() if ns == namespace]
+
+    def upsert(self, obj: Obj) -> None:
+        """Write through what this process just wrote, so its next decision does not act on a stale cache."""
+        key = key_of(obj)
+        old = self.cache.get(key)
+        if old is None or _rv_order(obj) >= _rv_order(old):
+            self.cache[key] = obj
+
+    def discard(self, namespace: str | None, name: str) -> None:
+        self.cache.pop((namespace or "", name), None)
 
     async def start(self) -> None:
         if self._task is None:
@@ -523,3 +538,57 @@ class WorkQueue:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+
+
+class Controller:
+    """One worker draining a WorkQueue of (namespace, name) keys, as a kube-controller-manager loop.
+
+    `reconcile` returns a delay after which the key is looked at again (None: only on the next
+    change). A 409 Conflict (a stale cache) is retried at once; any other failure with back-off.
+    """
+
+    name = "controller"
+
+    def __init__(self) -> None:
+        self.queue = WorkQueue()
+        self._task: asyncio.Task[None] | None = None
+        self._failures: dict[tuple[str, str], int] = {}
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        raise NotImplementedError
+
+    def enqueue(self, obj: Mapping[str, Any]) -> None:
+        self.queue.add(key_of(obj))
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"controller-{self.name}")
+
+    async def stop(self) -> None:
+        self.queue.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                delay = await self.reconcile(*key)
+            except ApiStatusError as exc:
+                retry = self._failures.get(key, 0) + 1
+                self._failures[key] = retry
+                if exc.code not in (404, 409):
+                    logger.warning("%s: reconciling %s/%s failed: %s", self.name, key[0], key[1], exc)
+                self.queue.add_after(key, min(0.05 * 2**retry, 30.0))
+            except Exception:
+                retry = self._failures.get(key, 0) + 1
+                self._failures[key] = retry
+                logger.exception("%s: reconciling %s/%s failed", self.name, key[0], key[1])
+                self.queue.add_after(key, min(0.5 * 2**retry, 60.0))
+            else:
+                self._failures.pop(key, None)
+                if delay is not None:
+                    self.queue.add_after(key, delay)
