@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 
 from modelops.api.base import Condition, HistoryEntry, KubeModel, LocalObjectReference, StatusModel, with_cel_rules
 from modelops.api.modelversion import Stage
@@ -29,8 +29,14 @@ class ModelRef(KubeModel):
 
     version_ref: str | None = Field(default=None, max_length=253, description="A ModelVersion name.")
     model_name: str | None = Field(default=None, max_length=253, description="Track the newest eligible version.")
-    stage: Stage = Field(default=Stage.PRODUCTION, description="With modelName: the stage a version must be in.")
-    require_approval: bool = Field(default=True, description="With modelName: only approved versions qualify.")
+    stage: Stage | None = Field(
+        default=None,
+        description="The stage a version must be in. With modelName the default is Production; "
+        "with versionRef the stage is checked only when set.",
+    )
+    require_approval: bool = Field(
+        default=True, description="A version required to be in Production must also carry spec.approval."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelRef:
@@ -45,14 +51,54 @@ class EnvVar(KubeModel):
 
 
 class ServerSpec(KubeModel):
-    """The model server: the built-in Open Inference Protocol v2 runtime, or any v2 image."""
+    """The model server: the built-in Open Inference Protocol v2 runtime, or any v2 image.
+
+    What makes a server *revision* (a change rolls out by canary, like a new version): runtime,
+    image, command, args, ports, probe paths, workers. Env, resources, replicas, the prediction
+    log and credentials are applied to both tracks in place.
+    """
+
+    model_config = with_cel_rules(
+        KubeModel.model_config,
+        [
+            {"rule": "self.runtime != 'custom' || has(self.image)", "message": "runtime custom needs an image"},
+            {
+                "rule": "self.runtime == 'custom' || !has(self.command)",
+                "message": "command applies to runtime custom only",
+            },
+        ],
+    )
 
     runtime: Literal["builtin", "custom"] = "builtin"
-    image: str | None = Field(default=None, max_length=1024, description="Defaults to the operator's image.")
-    args: list[str] | None = Field(default=None, max_length=64)
+    image: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="Defaults to the operator's image (builtin)."
+    )
+    command: list[str] | None = Field(default=None, max_length=64, description="runtime custom: the entrypoint.")
+    args: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="builtin: extra `modelops serve` flags; custom: the container args "
+        "({{modelUri}}, {{digest}}, {{model}}, {{version}}, {{track}} are filled in).",
+    )
     port: int = Field(default=8080, ge=1, le=65535)
-    metrics_port: int = Field(default=8082, ge=1, le=65535)
+    metrics_port: int = Field(default=8082, ge=1, le=65535, description="Scraped by Prometheus (port `metrics`).")
+    readiness_path: str = Field(
+        default="/v2/health/ready", pattern=r"^/", max_length=1024, description="Ready means the model is loaded."
+    )
+    liveness_path: str = Field(default="/v2/health/live", pattern=r"^/", max_length=1024)
+    workers: int = Field(default=1, ge=1, le=64, description="builtin: server processes per pod.")
     env: list[EnvVar] | None = Field(default=None, max_length=128)
+    artifact_credentials: LocalObjectReference | None = Field(
+        default=None,
+        description="A Secret in the namespace whose keys become environment variables of the server "
+        "(AWS_*, GOOGLE_*, AZURE_* ... as fsspec reads them) for s3://, gs:// and http(s):// artifacts.",
+    )
+    prediction_log: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the builtin server writes its prediction log: a URI (s3://, gs://, ...) or "
+        "pvc://claim/path. Default: an emptyDir (lost with the pod).",
+    )
     prediction_log_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
@@ -182,6 +228,29 @@ class TrafficRouting(KubeModel):
     gateway_api: GatewayRouting | None = None
 
 
+IntOrPercent = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",
+                    "message": "must be a count (0 or more) or a percent such as '25%'",
+                }
+            ],
+        }
+    ),
+]
+
+
+def resolve_int_or_percent(value: int | str, total: int) -> int:
+    """A count, or a percent of ``total`` rounded up (Kubernetes' maxSurge rounding)."""
+    if isinstance(value, int):
+        return value
+    return -(-int(value.rstrip("%")) * total // 100)
+
+
 class CanaryStrategy(KubeModel):
     model_config = with_cel_rules(
         KubeModel.model_config,
@@ -201,14 +270,29 @@ class CanaryStrategy(KubeModel):
 
     steps: list[CanaryStep] = Field(min_length=1, max_length=64)
     traffic_routing: TrafficRouting | None = None
+    max_surge: IntOrPercent = Field(
+        default="25%",
+        description="Replica budget: pods above spec.replicas a rollout may use, a count or a percent of "
+        "replicas (rounded up, at least 1). The stable track scales down as the canary scales up.",
+    )
     auto_rollback: bool = True
-    progress_deadline: str = Field(default="30m", pattern=DURATION_PATTERN)
+    progress_deadline: str = Field(
+        default="30m",
+        pattern=DURATION_PATTERN,
+        description="How long a step may wait for ready pods before the rollout is aborted "
+        "(pauses and analyses have their own clocks).",
+    )
 
     @model_validator(mode="after")
     def _non_decreasing(self) -> CanaryStrategy:
         weights = [s.set_weight for s in self.steps if s.set_weight is not None]
         if weights != sorted(weights):
             raise ValueError("setWeight must not decrease across steps")
+        surge = self.max_surge
+        if isinstance(surge, bool) or (isinstance(surge, int) and surge < 0):
+            raise ValueError("maxSurge must be a count (0 or more) or a percent such as '25%'")
+        if isinstance(surge, str) and (not surge.endswith("%") or not surge[:-1].isdigit()):
+            raise ValueError("maxSurge must be a count (0 or more) or a percent such as '25%'")
         return self
 
 
@@ -217,7 +301,13 @@ class Strategy(KubeModel):
 
 
 class PrometheusSpec(KubeModel):
-    address: str = Field(default="http://prometheus.monitoring:9090", max_length=2048)
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Prometheus for this deployment's analysis; unset: the operator's --prometheus-url "
+        "(MODELOPS_PROMETHEUS_URL).",
+    )
 
 
 class ModelDeploymentSpec(KubeModel):
@@ -227,7 +317,7 @@ class ModelDeploymentSpec(KubeModel):
     resources: Resources | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
-    paused: bool = False
+    paused: bool = Field(default=False, description="Hold the rollout at its current step (GitOps-friendly pause).")
 
 
 class RolloutPhase(StrEnum):
@@ -252,24 +342,65 @@ class MetricResult(StatusModel):
 
 
 class AnalysisRun(StatusModel):
+    """The measurements of one analysis step; its clock (startedAt) survives restarts."""
+
     step_index: int
     started_at: datetime
     phase: Literal["Running", "Successful", "Failed", "Inconclusive"] = "Running"
+    version: str | None = Field(default=None, description="The canary ModelVersion analysed.")
+    message: str = ""
     measurements: list[MetricResult] = Field(default_factory=list)
 
 
+ANALYSIS_RUNS_LIMIT = 10
+"""Finished analysis runs kept in status (the running one is always kept whole)."""
+
+
+class TrackStatus(StatusModel):
+    """What one track (its Deployment) runs and how many of its pods are ready."""
+
+    version: str | None = Field(default=None, description="The ModelVersion name this track serves.")
+    revision: str | None = Field(default=None, description="Hash of the server settings (image, args, ports).")
+    replicas: int = 0
+    ready_replicas: int = 0
+
+
+class Tracks(StatusModel):
+    stable: TrackStatus | None = None
+    canary: TrackStatus | None = None
+
+
 class ModelDeploymentStatus(StatusModel):
-    """All rollout state lives here, so a restarted operator resumes exactly where it was."""
+    """All rollout state lives here, so a restarted operator resumes exactly where it was.
+
+    The operator writes everything except the control fields. ``abort``, ``promoteFull``,
+    ``promoteStep``, ``pausedByUser`` (and ``failedVersion: null`` for retry) are written by
+    ``modelops rollout`` through the status subresource and consumed by the operator.
+    """
 
     phase: RolloutPhase = RolloutPhase.PENDING
     observed_generation: int | None = None
-    stable_version: str | None = None
-    canary_version: str | None = None
-    current_step_index: int | None = None
-    canary_weight: int = 0
+    stable_version: str | None = Field(default=None, description="ModelVersion name serving as stable.")
+    canary_version: str | None = Field(default=None, description="ModelVersion name in canary, if a rollout runs.")
+    current_step_index: int | None = Field(
+        default=None,
+        description="Index of the canary step in progress; len(steps) while promoting; unset without a canary.",
+    )
+    canary_weight: int = Field(default=0, description="Percent of traffic the canary receives (reached, not asked).")
     step_started_at: datetime | None = None
-    abort: bool = False
+    pause_started_at: datetime | None = None
     message: str | None = None
+    tracks: Tracks = Field(default_factory=Tracks)
+    failed_version: str | None = Field(
+        default=None, description="Rolled back; not rolled out again until retry or a spec change."
+    )
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Control fields (written by `modelops rollout`, consumed here).
+    abort: bool = Field(default=False, description="Control: roll the canary back now (consumed).")
+    promote_full: bool = Field(default=False, description="Control: skip the remaining steps (consumed).")
+    promote_step: int | None = Field(
+        default=None, description="Control: advance past this step index once, if it is the current one (consumed)."
+    )
+    paused_by_user: bool = Field(default=False, description="Control: hold at the current step until false.")
