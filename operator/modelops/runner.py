@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from modelops.handlers import driftmonitor, modelversion
 from modelops.hostports import host_port
+from modelops.k8s.analysis import set_default_prometheus_url
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.telemetry import REGISTRY
@@ -32,6 +33,8 @@ class OperatorConfig:
     health_port: int | None = 8080
     metrics_port: int | None = 9090
     host: str = "0.0.0.0"
+    prometheus_url: str | None = None
+    """Canary analysis's default Prometheus; None: env MODELOPS_PROMETHEUS_URL at each use."""
 
 
 def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -89,6 +92,8 @@ async def run_operator(
         return shared["api"]
 
     registry = build_registry(api_factory)
+    if cfg.prometheus_url:
+        set_default_prometheus_url(cfg.prometheus_url)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

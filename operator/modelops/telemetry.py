@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -139,3 +140,27 @@ def forget_drift_metrics(namespace: str, monitor: str) -> None:
     for gauge, labels in _drift_series.pop((namespace, monitor), []):
         with suppress(KeyError):
             gauge.remove(*labels)
+
+
+ANALYSIS_MEASUREMENT = Gauge(
+    "modelops_analysis_measurement",
+    "Last value a canary analysis measured, per deployment, metric and track (NaN: no value).",
+    ["namespace", "deployment", "metric", "track"],
+    registry=REGISTRY,
+)
+
+
+_analysis_series: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
+
+
+def record_analysis_measurement(namespace: str, deployment: str, metric: str, track: str, value: float | None) -> None:
+    labels = (namespace, deployment, metric, track)
+    ANALYSIS_MEASUREMENT.labels(*labels).set(math.nan if value is None else value)
+    _analysis_series.setdefault((namespace, deployment), set()).add(labels)
+
+
+def forget_analysis_measurements(namespace: str, deployment: str) -> None:
+    """Drop a deleted deployment's series."""
+    for labels in _analysis_series.pop((namespace, deployment), set()):
+        with suppress(KeyError):
+            ANALYSIS_MEASUREMENT.remove(*labels)

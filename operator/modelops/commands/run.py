@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Any
 
 from modelops.errors import CLIError
@@ -18,6 +19,12 @@ def register(sub: Any) -> None:
     p.add_argument("--health-port", type=int, default=8080, help="liveness endpoint /healthz (default 8080)")
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics (default 9090)")
     p.add_argument("--host", default="0.0.0.0", help="address for the health and metrics endpoints")
+    p.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("MODELOPS_PROMETHEUS_URL") or None,
+        help="Prometheus for canary analysis when a ModelDeployment sets no spec.prometheus.address "
+        "(default: $MODELOPS_PROMETHEUS_URL)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -27,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.namespace and not args.all_namespaces:
         raise CLIError("choose the scope: --namespace NS (repeatable) or --all-namespaces")
+    if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
+        raise CLIError(f"--prometheus-url must be an http(s) URL, got {args.prometheus_url!r}")
     try:
         load_api_client(args.kubeconfig)  # fail fast, in one line, on a broken kubeconfig
     except KubeConnectionError as exc:
@@ -38,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         metrics_port=args.metrics_port,
         host=args.host,
+        prometheus_url=args.prometheus_url,
     )
     asyncio.run(run_operator(cfg))
     return 0

@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     model.add_argument("--name", help="the model name in /v2/models/{name}")
     model.add_argument("--version", dest="model_version_id", metavar="VERSION", help="the model version")
     model.add_argument("--track", choices=("stable", "canary"), default="stable", help="metrics label (default stable)")
+    model.add_argument("--deployment", metavar="NAME", help="constant `deployment` label on all metrics")
     model.add_argument("--framework", help="sklearn, onnx or module:Class (default: from the format or suffix)")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
@@ -111,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--digest must look like sha256:<64 hex digits>, got {digest!r}")
     if not 0.0 <= args.prediction_log_sample_rate <= 1.0:
         raise CLIError("--prediction-log-sample-rate must be within [0, 1]")
+    if args.deployment is not None and not args.deployment.strip():
+        raise CLIError("--deployment must not be empty")
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
     if args.prediction_log_format == "parquet":
@@ -124,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         name=str(name),
         version=str(version),
         track=args.track,
+        deployment=args.deployment,
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,

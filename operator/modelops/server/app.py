@@ -50,6 +50,7 @@ class ServerState:
         slots: Slots | None = None,
         worker: int = 0,
         max_body_bytes: int = 10 * 1024 * 1024,
+        deployment: str | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -62,8 +63,12 @@ class ServerState:
         self.predlog: PredictionLog | None = None
         self.draining = False
         self.labels = {"model": name, "version": version, "track": track}
+        # The ModelDeployment this server belongs to, as a constant label of every metric: the
+        # canary analysis selects both tracks of one deployment by it (prediction-log rows keep
+        # their columns).
+        metric_labels = {**self.labels, "deployment": deployment} if deployment else self.labels
         self.metrics = RequestMetrics(self.slots, worker)
-        self.registry = make_registry(self.slots, self.labels, self._output_names)
+        self.registry = make_registry(self.slots, metric_labels, self._output_names)
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-"
 

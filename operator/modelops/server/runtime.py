@@ -57,6 +57,7 @@ class ServeConfig:
     name: str
     version: str
     track: Literal["stable", "canary"] = "stable"
+    deployment: str | None = None
     host: str = "0.0.0.0"
     port: int = 8080
     metrics_port: int | None = None
@@ -148,6 +149,7 @@ class Worker:
             name=config.name,
             version=config.version,
             track=config.track,
+            deployment=config.deployment,
             slots=slots,
             worker=index,
             max_body_bytes=config.max_body_bytes,
