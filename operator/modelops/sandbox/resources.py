@@ -11,6 +11,13 @@ from typing import Any
 
 ALL_VERBS: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUB_VERBS: tuple[str, ...] = ("get", "patch", "update")
+EXTRA_SUBRESOURCES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
+    ("", "serviceaccounts"): (
+        {"name": "serviceaccounts/token", "singularName": "", "namespaced": True, "group": "authentication.k8s.io",
+         "version": "v1", "kind": "TokenRequest", "verbs": ["create"]},
+    ),
+}  # fmt: skip
+"""Subresources other than status, by (group, plural), as discovery lists them."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Resource:
                     "verbs": list(SUB_VERBS),
                 }
             )
+        out.extend(dict(e) for e in EXTRA_SUBRESOURCES.get(self.key, ()))
         return out
 
 
@@ -134,6 +142,14 @@ BUILTINS: tuple[Resource, ...] = (
     _r("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
     _r("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", namespaced=False),
     _r("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    _r("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False,
+       verbs=("create",)),
+    _r("authorization.k8s.io/v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", namespaced=False,
+       verbs=("create",)),
+    _r("authorization.k8s.io/v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False, verbs=("create",)),
+    _r("authorization.k8s.io/v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", verbs=("create",)),
+    _r("authentication.k8s.io/v1", "selfsubjectreviews", "SelfSubjectReview", namespaced=False, verbs=("create",)),
+    _r("authentication.k8s.io/v1", "tokenreviews", "TokenReview", namespaced=False, verbs=("create",)),
     _r("events.k8s.io/v1", "events", "Event", short=("ev",)),
     _r("coordination.k8s.io/v1", "leases", "Lease"),
     _r("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",), status=True, generation=True),

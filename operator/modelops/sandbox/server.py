@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modelops.sandbox import openapi, protobuf, tables
+from modelops.sandbox import auth, openapi, protobuf, tables
 from modelops.sandbox.errors import ApiError
 from modelops.sandbox.protobuf import ProtobufError
 from modelops.sandbox.resources import Resource
@@ -109,6 +109,7 @@ class ApiServer:
         self.crds = list(crds)
         self.bookmark_interval = bookmark_interval
         self.store = Store(event_log_size=event_log_size, strict_crds=strict_crds)
+        self.auth = auth.Auth(self.store.objects)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -168,6 +169,7 @@ class ApiServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            request["user"] = self.auth.identify(request.method, request.path, request.query, request.headers)
             return await self._route(request)
         except ApiError as exc:
             return _error(exc)
@@ -318,6 +320,9 @@ class ApiServer:
         return obj
 
     async def _collection(self, request: web.Request, res: Resource, namespace: str | None) -> web.StreamResponse:
+        if res.key in auth.REVIEWS:
+            review = self.auth.review(request.method, res, namespace, request["user"], await self._body(request))
+            return _json(review, 201)
         q = request.query
         labels, fields = label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"))
         dry = q.get("dryRun") == "All"
@@ -351,6 +356,8 @@ class ApiServer:
         q = request.query
         dry = q.get("dryRun") == "All"
         fv = q.get("fieldValidation", "")
+        if sub == "token" and res.key == auth.SERVICE_ACCOUNTS and request.method == "POST":
+            return _json(self.auth.token_request(namespace or "", name, await self._body(request)), 201)
         if sub is not None and (sub != "status" or not res.status):
             raise ApiError(404, "the server could not find the requested resource")
         if request.method == "GET":
