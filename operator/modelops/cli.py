@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("modelops.commands.crds", "generate crds/*.yaml from the API models"),
     "run": ("modelops.commands.run", "run the operator"),
     "registry": ("modelops.commands.registry", "the model registry (ModelVersion)"),
-    "sandbox": ("modelops.commands.sandbox", "the fake Kubernetes API server"),
+    "rollout": ("modelops.commands.rollout", "watch and steer ModelDeployment rollouts (promote, abort, undo...)"),
+    "sandbox": ("modelops.commands.sandbox", "a local cluster for trying and testing (up, down, status)"),
     "demo": ("modelops.commands.demo", "run the local end-to-end demo (no cluster needed)"),
     "drift": ("modelops.commands.drift", "drift checks, reference profiles and reports"),
     "serve": ("modelops.commands.serve", "serve a model over the Open Inference Protocol v2"),
@@ -32,9 +33,9 @@ def _chosen(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None, prog: str = "modelops") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="modelops",
+        prog=prog,
         description="Kubernetes-native MLOps: model registry, gated canary delivery, drift monitoring.",
     )
     parser.add_argument("--version", action="version", version=f"modelops {__version__}")
@@ -56,9 +57,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "modelops") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
+    parser = build_parser(argv, prog)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -80,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["CLIError", "build_parser", "main"]
+def kubectl_main() -> int:
+    """The `kubectl-modelops` plugin: kubectl runs it for `kubectl modelops ...` (found on PATH)."""
+    return main(prog="kubectl modelops")
+
+
+__all__ = ["CLIError", "build_parser", "kubectl_main", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())
