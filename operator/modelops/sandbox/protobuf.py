@@ -1,4 +1,5 @@
-"""Just enough Kubernetes protobuf to read what `kubectl create namespace|configmap|secret` sends.
+"""Just enough Kubernetes protobuf to read what `kubectl create namespace|configmap|secret|serviceaccount|role|
+rolebinding|clusterrole|clusterrolebinding|token` and `kubectl auth can-i|whoami` send.
 
 kubectl's generators post built-in objects as `application/vnd.kubernetes.protobuf`; a real API
 server reads it. Decoding needs each type's message layout, so only these simple kinds are
@@ -159,10 +160,125 @@ def _secret(buf: bytes) -> dict[str, Any]:
     return obj
 
 
+def _message(buf: bytes, strings: dict[int, str], lists: dict[int, str] | None = None) -> dict[str, Any]:
+    """A flat message: optional strings (empty ones dropped) and repeated strings (empty ones kept: `""` is
+    the core API group in a PolicyRule)."""
+    out: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n in strings and v:
+            out[strings[n]] = _str(v)
+        elif lists and n in lists:
+            out.setdefault(lists[n], []).append(_str(v))
+    return out
+
+
+def _label_selector(buf: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    labels: list[bytes] = []
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            labels.append(v)
+        elif n == 2 and isinstance(v, bytes):
+            expr = _message(v, {1: "key", 2: "operator"}, {3: "values"})
+            out.setdefault("matchExpressions", []).append(expr)
+    if labels:
+        out["matchLabels"] = _map(labels)
+    return out
+
+
+_RULE = {1: "verbs", 2: "apiGroups", 3: "resources", 4: "resourceNames", 5: "nonResourceURLs"}
+
+
+def _role(buf: bytes) -> dict[str, Any]:
+    """Role and ClusterRole (`kubectl create role|clusterrole`)."""
+    obj: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            obj["metadata"] = _object_meta(v)
+        elif n == 2 and isinstance(v, bytes):
+            obj.setdefault("rules", []).append(_message(v, {}, _RULE))
+        elif n == 3 and isinstance(v, bytes):
+            selectors = [_label_selector(s) for m, s in _fields(v) if m == 1 and isinstance(s, bytes)]
+            obj["aggregationRule"] = {"clusterRoleSelectors": selectors}
+    return obj
+
+
+def _role_binding(buf: bytes) -> dict[str, Any]:
+    """RoleBinding and ClusterRoleBinding (`kubectl create rolebinding|clusterrolebinding`)."""
+    obj: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            obj["metadata"] = _object_meta(v)
+        elif n == 2 and isinstance(v, bytes):
+            subject = _message(v, {1: "kind", 2: "apiGroup", 3: "name", 4: "namespace"})
+            obj.setdefault("subjects", []).append(subject)
+        elif n == 3 and isinstance(v, bytes):
+            obj["roleRef"] = _message(v, {1: "apiGroup", 2: "kind", 3: "name"})
+    return obj
+
+
+def _service_account(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            obj["metadata"] = _object_meta(v)
+        elif n == 4:
+            obj["automountServiceAccountToken"] = bool(v)
+    return obj
+
+
+def _review(spec_decoder: Callable[[bytes], dict[str, Any]]) -> Callable[[bytes], dict[str, Any]]:
+    """A review (TokenRequest, access reviews): metadata, spec; the status a client sends is ignored."""
+
+    def decode(buf: bytes) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for n, v in _fields(buf):
+            if n == 1 and isinstance(v, bytes):
+                obj["metadata"] = _object_meta(v)
+            elif n == 2 and isinstance(v, bytes):
+                obj["spec"] = spec_decoder(v)
+        return obj
+
+    return decode
+
+
+def _token_request_spec(buf: bytes) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1:
+            spec.setdefault("audiences", []).append(_str(v))
+        elif n == 3 and isinstance(v, bytes):
+            spec["boundObjectRef"] = _message(v, {1: "kind", 2: "apiVersion", 3: "name", 4: "uid"})
+        elif n == 4 and isinstance(v, int):
+            spec["expirationSeconds"] = v
+    return spec
+
+
+def _access_review_spec(buf: bytes) -> dict[str, Any]:
+    """SelfSubjectAccessReviewSpec: resourceAttributes or nonResourceAttributes."""
+    spec: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            names = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+            spec["resourceAttributes"] = _message(v, names)
+        elif n == 2 and isinstance(v, bytes):
+            spec["nonResourceAttributes"] = _message(v, {1: "path", 2: "verb"})
+    return spec
+
+
 DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
     ("v1", "Namespace"): _namespace,
     ("v1", "ConfigMap"): _configmap,
     ("v1", "Secret"): _secret,
+    ("v1", "ServiceAccount"): _service_account,
+    ("rbac.authorization.k8s.io/v1", "Role"): _role,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): _role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): _role_binding,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): _role_binding,
+    ("authentication.k8s.io/v1", "TokenRequest"): _review(_token_request_spec),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): _review(lambda buf: {}),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _review(_access_review_spec),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): _review(lambda buf: _message(buf, {1: "namespace"})),
 }
 
 
