@@ -15,7 +15,11 @@ from types import TracebackType
 from typing import NamedTuple
 
 from modelops.sandbox.cluster import kube as k
+from modelops.sandbox.cluster.cronjobs import CronJobController
+from modelops.sandbox.cluster.deployments import DeploymentController, ReplicaSetController
+from modelops.sandbox.cluster.jobs import JobController
 from modelops.sandbox.cluster.kube import Controller, Informer, Kube
+from modelops.sandbox.cluster.kubelet import Kubelet
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +68,11 @@ class WorkloadRunner:
         self.kube = Kube(api_url, token)
         self.informers: dict[str, Informer] = {}
         self.controllers: list[Controller] = []
-        self._kubelet: object | None = None
+        self._kubelet: Kubelet | None = None
         self._started = False
 
     async def start(self) -> None:
         """Sync the caches, then start the controllers and the kubelet; returns once they run."""
-        from modelops.sandbox.cluster.cronjobs import CronJobController
-        from modelops.sandbox.cluster.deployments import DeploymentController, ReplicaSetController
-        from modelops.sandbox.cluster.jobs import JobController
-        from modelops.sandbox.cluster.kubelet import Kubelet
-
         if self._started:
             return
         self._started = True
@@ -104,11 +103,9 @@ class WorkloadRunner:
 
     async def stop(self) -> None:
         """Stop every process started (SIGTERM, SIGKILL after the grace period, capped), then the loops."""
-        from modelops.sandbox.cluster.kubelet import Kubelet
-
         for controller in self.controllers:
             await controller.stop()
-        if isinstance(self._kubelet, Kubelet):
+        if self._kubelet is not None:
             await self._kubelet.stop()
         for informer in self.informers.values():
             await informer.stop()
@@ -117,17 +114,13 @@ class WorkloadRunner:
 
     def pods(self) -> list[PodProcess]:
         """Every pod the kubelet knows of, with the pid of its main process and a kubectl-like state."""
-        from modelops.sandbox.cluster.kubelet import Kubelet
-
-        if not isinstance(self._kubelet, Kubelet):
+        if self._kubelet is None:
             return []
         return [PodProcess(*row) for row in self._kubelet.pod_table()]
 
     def pids(self) -> list[int]:
         """Every process id this runner ever started (for tests proving none is left)."""
-        from modelops.sandbox.cluster.kubelet import Kubelet
-
-        return self._kubelet.all_pids() if isinstance(self._kubelet, Kubelet) else []
+        return self._kubelet.all_pids() if self._kubelet is not None else []
 
     async def __aenter__(self) -> WorkloadRunner:
         await self.start()
