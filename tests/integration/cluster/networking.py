@@ -1,0 +1,151 @@
+"""Helpers for the sandbox networking tests: an API server with the network parts, and tiny backends.
+
+Backends are small aiohttp servers answering their own name; their "pods" are created through the
+API with the kubelet's `sandbox.modelops.dev/host-ports` annotation and a status the test sets, so
+these tests exercise the endpoints controller, proxy and gateway without the workload runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from modelops.sandbox import ApiServer
+from modelops.sandbox.cluster import kube as k
+from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS, GATEWAYCLASSES, gateway_class
+from modelops.sandbox.cluster.network import ClusterNetwork
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 10.0, what: str = "") -> T:
+    """Poll `check` until it returns something truthy (returned) or fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {within}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Backend:
+    name: str
+    runner: web.AppRunner
+    port: int
+    hits: int = 0
+
+
+@dataclass
+class Cluster:
+    api: ApiServer
+    kube: k.Kube
+    net: ClusterNetwork
+    backends: dict[str, Backend] = field(default_factory=dict)
+
+    async def backend(self, name: str) -> Backend:
+        """An HTTP server on a free port answering its name to any request."""
+
+        async def handle(request: web.Request) -> web.Response:
+            backend.hits += 1
+            return web.Response(text=name, headers={"X-Path": request.path})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        backend = Backend(name, runner, int(runner.addresses[0][1]))
+        self.backends[name] = backend
+        return backend
+
+    async def pod(self, name: str, labels: dict[str, str], *, ready: bool = True, namespace: str = "default") -> Obj:
+        """A Running pod whose container port 8080 (named `http`) is the backend `name`'s local port."""
+        backend = self.backends.get(name) or await self.backend(name)
+        body = {
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {"sandbox.modelops.dev/host-ports": json.dumps({"8080": backend.port})},
+            },
+            "spec": {"containers": [{"name": "server", "image": "test",
+                                     "ports": [{"name": "http", "containerPort": 8080}]}]},
+        }  # fmt: skip
+        await self.kube.create(k.PODS, namespace, body)
+        return await self.set_ready(name, ready, namespace=namespace)
+
+    async def set_ready(self, name: str, ready: bool, *, namespace: str = "default") -> Obj:
+        status = {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        }
+        return await self.kube.patch(k.PODS, namespace, name, {"status": status}, subresource="status")
+
+    async def service(self, name: str, selector: dict[str, str], *, port: int = 80, target: int | str = "http") -> Obj:
+        body = {"metadata": {"name": name},
+                "spec": {"selector": selector, "ports": [{"name": "web", "port": port, "targetPort": target}]}}  # fmt: skip
+        return await self.kube.create(k.SERVICES, "default", body)
+
+    async def local_port(self, service: str, port: int = 80, namespace: str = "default") -> int:
+        async def annotated() -> int | None:
+            svc = await self.kube.get(k.SERVICES, namespace, service)
+            raw = ((svc["metadata"].get("annotations") or {}).get("sandbox.modelops.dev/local-ports")) or "{}"
+            return json.loads(raw).get(str(port))
+
+        return await eventually(annotated, what=f"service {service} gets a local port")
+
+    async def ready_endpoints(self, service: str, count: int) -> None:
+        """Wait until the proxy sees exactly `count` ready endpoints for `service`'s port `web`."""
+
+        async def check() -> bool:
+            return len(self.net.index.ready("default", service, "web")) == count
+
+        await eventually(check, what=f"{service} has {count} ready endpoints")
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    async with ApiServer(port=0, crds=[GATEWAY_API_CRDS], bookmark_interval=1.0) as api:
+        api.store.create(api.store.lookup("gateway.networking.k8s.io", "v1", "gatewayclasses"), None, gateway_class())
+        async with k.Kube(api.url) as kube, ClusterNetwork(api.url) as net:
+            c = Cluster(api, kube, net)
+            try:
+                yield c
+            finally:
+                for backend in c.backends.values():
+                    await backend.runner.cleanup()
+
+
+async def fetch_many(
+    url: str, n: int, *, new_connection: bool, headers: dict[str, str] | None = None, clients: int = 4
+) -> list[str]:
+    """`n` GETs of `url` by `clients` concurrent clients; each on a new TCP connection when
+    `new_connection` (what an L4 balancer sees). Answers are the bodies, or the status when not 200."""
+    out: list[str] = []
+
+    async def client(count: int) -> None:
+        connector = aiohttp.TCPConnector(force_close=new_connection, limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for _ in range(count):
+                async with session.get(url, headers=headers) as resp:
+                    out.append(await resp.text() if resp.status == 200 else str(resp.status))
+
+    shares = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+    await asyncio.gather(*(client(s) for s in shares if s))
+    return out
+
+
+__all__ = ["GATEWAYCLASSES", "Backend", "Cluster", "cluster", "eventually", "fetch_many"]
