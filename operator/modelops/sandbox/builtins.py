@@ -129,7 +129,9 @@ def builtin_causes(res: Resource, obj: Obj, old: Obj | None) -> list[Cause]:
             )  # fmt: skip
     if res.key == ("batch", "jobs") and old is None:
         selector = _get(obj, "spec", "selector")
-        if selector and not _get(obj, "spec", "manualSelector"):
+        uid = _get(obj, "metadata", "uid")  # the selector generated on create selects this uid alone
+        generated = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        if selector and not _get(obj, "spec", "manualSelector") and selector != generated:
             causes.append(
                 Cause(
                     "FieldValueInvalid",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelops.sandbox import defaults
 from modelops.sandbox import schema as sch
 from modelops.sandbox.builtins import builtin_causes
 from modelops.sandbox.errors import ApiError, already_exists, conflict, invalid, not_found
@@ -340,15 +341,20 @@ class Store:
                     [Cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
                 )
         name = meta["name"]
+        meta["uid"] = str(uuid.uuid4())  # system fields first: a Job's generated selector names the uid
+        if not res.is_custom:  # defaulting and allocation come before validation, as in kube-apiserver
+            refused = defaults.prepare_create(res.key, obj, self._bucket(self.lookup("", "v1", "services")).values())
+            if refused:
+                raise self._invalid(res, name, refused)
         self._validate_meta(res, obj, ns, None)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(k, None)
-        meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
         if res.generation:
             meta["generation"] = 1
         if res.status:
             obj.pop("status", None)  # create cannot set status where the /status subresource owns it
+            defaults.initial_status(res.key, obj)
         if res.key == NAMESPACE_KEY:
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
@@ -614,6 +620,11 @@ class Store:
                     quoted = ", ".join(json.dumps(f) for f in added)
                     raise self._invalid(res, name, [Cause("FieldValueForbidden", "metadata.finalizers",
                         f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{quoted}}}")])  # fmt: skip
+        if subresource is None and not res.is_custom:  # before the "did anything change" check below
+            services = self._bucket(self.lookup("", "v1", "services")).values()
+            refused = defaults.prepare_update(res.key, new, old, services)
+            if refused:
+                raise self._invalid(res, name, refused)
         new["metadata"]["resourceVersion"] = ometa["resourceVersion"]
         if subresource is None:
             self._validate_meta(res, new, ns, old)
