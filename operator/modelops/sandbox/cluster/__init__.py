@@ -6,8 +6,24 @@
 
 from __future__ import annotations
 
-from modelops.sandbox.cluster.kube import ApiResource, ApiStatusError, Informer, Kube, ListResult, WorkQueue
-from modelops.sandbox.cluster.runner import PodProcess, RunnerThread, WorkloadRunner
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops.sandbox.cluster.kube import ApiResource, ApiStatusError, Informer, Kube, ListResult, WorkQueue
+    from modelops.sandbox.cluster.runner import PodProcess, RunnerThread, WorkloadRunner
+
+# Imported on first use: `modelops sandbox status|down` import the supervisor module only.
+_KUBE = ("ApiResource", "ApiStatusError", "Informer", "Kube", "ListResult", "WorkQueue")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _KUBE:
+        return getattr(importlib.import_module("modelops.sandbox.cluster.kube"), name)
+    if name in ("PodProcess", "RunnerThread", "WorkloadRunner"):
+        return getattr(importlib.import_module("modelops.sandbox.cluster.runner"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ApiResource",
