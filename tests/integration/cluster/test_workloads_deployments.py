@@ -1,0 +1,160 @@
+"""Deployments -> ReplicaSets -> Pods run by the workload runner: real `modelops serve` processes."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import requests
+
+from tests.integration.cluster.conftest import (
+    APPS,
+    CORE,
+    IMAGE,
+    Obj,
+    Workloads,
+    alive,
+    condition,
+    container_status,
+    ready,
+    server_pod_spec,
+)
+
+
+def deployment(replicas: int, **spec_extra: object) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "churn"}},
+            "template": {"metadata": {"labels": {"app": "churn"}}, "spec": server_pod_spec()},
+            **spec_extra,
+        },
+    }
+
+
+def settled(w: Workloads, replicas: int, generation: int) -> Obj | None:
+    """The Deployment once its status says `replicas` ready, available and updated at `generation`."""
+    d = w.api.get(f"{APPS}/deployments/churn")
+    s = d.get("status") or {}
+    want = {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    if any(s.get(key) != value for key, value in want.items()) or "unavailableReplicas" in s:
+        return None
+    progressing = condition(d, "Progressing")
+    if progressing is None or progressing["reason"] != "NewReplicaSetAvailable":
+        return None
+    pods = [p for p in w.api.pods("app=churn")]
+    if len(pods) != replicas or not all(ready(p) for p in pods):
+        return None
+    return d
+
+
+def pid_of(pod: Obj) -> int:
+    return int(container_status(pod)["containerID"].removeprefix("sandbox://"))
+
+
+def host_port(pod: Obj) -> int:
+    import json
+
+    return int(json.loads(pod["metadata"]["annotations"]["sandbox.modelops.dev/host-ports"])["8080"])
+
+
+def test_deployment_scaled_1_3_1_with_pods_replicaset_and_status(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{APPS}/deployments", deployment(1))
+    d = w.api.wait(lambda: settled(w, 1, 1), within=30, what="1 replica ready")
+    available = condition(d, "Available")
+    assert available is not None
+    assert (available["status"], available["reason"]) == ("True", "MinimumReplicasAvailable")
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+
+    (rs,) = w.api.items(f"{APPS}/replicasets")
+    template_hash = rs["metadata"]["labels"]["pod-template-hash"]
+    assert rs["metadata"]["name"] == f"churn-{template_hash}"
+    assert rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    (owner,) = rs["metadata"]["ownerReferences"]
+    assert owner["kind"] == "Deployment" and owner["uid"] == d["metadata"]["uid"]
+    assert owner["controller"] is True and owner["blockOwnerDeletion"] is True
+    assert rs["spec"]["selector"]["matchLabels"] == {"app": "churn", "pod-template-hash": template_hash}
+    assert rs["status"] == {
+        "replicas": 1,
+        "fullyLabeledReplicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "observedGeneration": 1,
+    }
+
+    (pod,) = w.api.pods("app=churn")
+    assert re.fullmatch(rf"churn-{template_hash}-[a-z0-9]{{5}}", pod["metadata"]["name"])
+    assert pod["metadata"]["labels"] == {"app": "churn", "pod-template-hash": template_hash}
+    (pod_owner,) = pod["metadata"]["ownerReferences"]
+    assert (pod_owner["kind"], pod_owner["name"], pod_owner["controller"]) == ("ReplicaSet", rs["metadata"]["name"], True)
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["podIP"] == "127.0.0.1"
+    assert container_status(pod)["image"] == IMAGE
+    # the real model server answers on the mapped port, with the $(MODEL_VERSION) it was given
+    model = requests.get(f"http://127.0.0.1:{host_port(pod)}/v2/models/churn", timeout=5).json()
+    assert (model["name"], model["versions"]) == ("churn", ["1"])
+    first_pid = pid_of(pod)
+    assert alive(first_pid)
+
+    w.api.patch(f"{APPS}/deployments/churn", {"spec": {"replicas": 3}})
+    w.api.wait(lambda: settled(w, 3, 2), within=40, what="3 replicas ready")
+    pods = w.api.pods("app=churn")
+    assert len({host_port(p) for p in pods}) == 3
+    assert w.api.get(f"{APPS}/replicasets/{rs['metadata']['name']}")["status"]["readyReplicas"] == 3
+    assert len(w.api.items(f"{APPS}/replicasets")) == 1
+    pids = {p["metadata"]["name"]: pid_of(p) for p in pods}
+
+    w.api.patch(f"{APPS}/deployments/churn", {"spec": {"replicas": 1}})
+    w.api.wait(lambda: settled(w, 1, 3), within=30, what="back to 1 replica")
+    (kept,) = w.api.pods("app=churn")
+    removed = [pid for name, pid in pids.items() if name != kept["metadata"]["name"]]
+    w.api.wait(lambda: not any(alive(pid) for pid in removed), within=10, what="scaled-down processes gone")
+    assert alive(pid_of(kept))
+
+
+def test_rolling_update_stops_old_pods_only_after_new_ones_are_ready(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{APPS}/deployments", deployment(2))
+    w.api.wait(lambda: settled(w, 2, 1), within=40, what="2 replicas ready")
+    (old_rs,) = w.api.items(f"{APPS}/replicasets")
+
+    new_template = {"metadata": {"labels": {"app": "churn"}}, "spec": server_pod_spec(artifact="churn-v2.joblib", version="2")}
+    w.api.patch(f"{APPS}/deployments/churn", {"spec": {"template": new_template}})
+    # defaults 25% / 25% of 2: surge 1, unavailable 0 -> never fewer than 2 ready pods, never more than 3 pods
+    samples = 0
+    deadline = time.monotonic() + 60
+    while settled(w, 2, 2) is None:
+        pods = w.api.pods("app=churn")
+        live = [p for p in pods if p["status"].get("phase") in ("Pending", "Running")]
+        assert sum(1 for p in live if ready(p)) >= 2, [p["metadata"]["name"] for p in live]
+        assert len(live) <= 3
+        samples += 1
+        assert time.monotonic() < deadline, "rollout did not finish within 60 s"
+        time.sleep(0.05)
+    assert samples > 0
+
+    rss = {rs["metadata"]["name"]: rs for rs in w.api.items(f"{APPS}/replicasets")}
+    assert len(rss) == 2
+    old = rss.pop(old_rs["metadata"]["name"])
+    (new,) = rss.values()
+    assert old["spec"]["replicas"] == 0 and old["status"]["replicas"] == 0
+    assert new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    assert old["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    d = w.api.get(f"{APPS}/deployments/churn")
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    for pod in w.api.pods("app=churn"):
+        assert pod["metadata"]["labels"]["pod-template-hash"] == new["metadata"]["labels"]["pod-template-hash"]
+        model = requests.get(f"http://127.0.0.1:{host_port(pod)}/v2/models/churn", timeout=5).json()
+        assert model["versions"] == ["2"]
+    reasons = [e["message"] for e in w.api.items(f"{CORE}/events") if e["reason"] == "ScalingReplicaSet"]
+    assert f"Scaled down replica set {old_rs['metadata']['name']} from 1 to 0" in reasons
