@@ -56,6 +56,11 @@ def _error(exc: ApiError) -> web.Response:
     return _json(exc.status(), exc.code)
 
 
+def _user_agent(request: web.Request) -> str:
+    """What names a write's field manager when the request gives no `fieldManager` (kube does the same)."""
+    return request.headers.get("User-Agent", "")
+
+
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CRD_CACHE: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
 
@@ -342,7 +347,9 @@ class ApiServer:
             return _json(out)
         if request.method == "POST":
             body = await self._body(request)
-            result = self.store.create(res, namespace, body, dry, q.get("fieldValidation", ""))
+            result = self.store.create(
+                res, namespace, body, dry, q.get("fieldValidation", ""), q.get("fieldManager"), _user_agent(request)
+            )
             return _json(self._render(request, res, result.obj), 201, result.warnings)
         if request.method == "DELETE":
             body = await self._body(request) or {}
@@ -364,13 +371,13 @@ class ApiServer:
             return _json(self._render(request, res, self.store.get(res, namespace, name)))
         if request.method == "PUT":
             body = await self._body(request)
-            result = self.store.replace(res, namespace, name, body, sub, dry, fv)
+            manager = q.get("fieldManager")
+            result = self.store.replace(res, namespace, name, body, sub, dry, fv, manager, _user_agent(request))
             return _json(self._render(request, res, result.obj), 200, result.warnings)
         if request.method == "PATCH":
             body = await self._body(request)
-            result = self.store.patch(
-                res, namespace, name, request.headers.get("Content-Type", ""), body, sub, dry, fv, q.get("fieldManager")
-            )
+            ctype, manager, agent = request.headers.get("Content-Type", ""), q.get("fieldManager"), _user_agent(request)
+            result = self.store.patch(res, namespace, name, ctype, body, sub, dry, fv, manager, agent, q.get("force"))
             return _json(self._render(request, res, result.obj), 201 if result.created else 200, result.warnings)
         if request.method == "DELETE" and sub is None:
             body = await self._body(request) or {}

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.sandbox import defaults
+from modelops.sandbox import managed_fields as mf
 from modelops.sandbox import schema as sch
 from modelops.sandbox.builtins import builtin_causes
 from modelops.sandbox.errors import ApiError, already_exists, conflict, invalid, not_found
@@ -40,7 +41,7 @@ Ref = tuple[Key, str, str]  # (key, namespace, name)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_IGNORED_META = ("resourceVersion", "managedFields", "generation")
+_IGNORED_META = ("resourceVersion", "generation")  # managedFields count: an ownership change is a write
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -312,9 +313,14 @@ class Store:
         body: Any,
         dry_run: bool = False,
         field_validation: str = "",
+        field_manager: str | None = None,
+        user_agent: str | None = None,
+        applied_by: mf.Write | None = None,
     ) -> WriteResult:
+        """Create; `field_manager`/`user_agent` (HTTP requests) record managedFields, `applied_by` an apply."""
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be a JSON object")
+        write = applied_by or self._write(res, "CreateOptions", field_manager, user_agent)
         self._check_type(res, body)
         body_name = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("name", "")
         ns = self._check_namespace(res, namespace, creating=str(body_name or ""))
@@ -347,6 +353,7 @@ class Store:
             if refused:
                 raise self._invalid(res, name, refused)
         self._validate_meta(res, obj, ns, None)
+        requested_fields = meta.get("managedFields")
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(k, None)
         meta["creationTimestamp"] = now()
@@ -360,6 +367,8 @@ class Store:
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         warnings = self._admit(res, obj, None, field_validation)
+        if write is not None:
+            self._own(res, None, obj, write, requested_fields, body)
         if (ns, name) in self._bucket(res):
             raise already_exists(res.qualified, name, res.group)
         if res.key == CRD_KEY:
@@ -389,6 +398,46 @@ class Store:
 
     def _invalid(self, res: Resource, name: str, causes: list[Cause]) -> ApiError:
         return invalid(res.group_kind, name, res.group, res.kind, causes)
+
+    # -- field ownership (managed_fields.py) --------------------------------------------------
+
+    @staticmethod
+    def _write(res: Resource, options: str, field_manager: str | None, user_agent: str | None,
+               operation: str = mf.UPDATE, subresource: str | None = None, force: bool = False) -> mf.Write | None:  # fmt: skip
+        """Who writes, for managedFields; None for the server's own writes (not tracked)."""
+        manager = mf.manager_for(field_manager, user_agent)
+        if manager is None:
+            return None
+        errors = [Cause(*e) for e in mf.field_manager_errors(field_manager or "")]
+        if errors:
+            raise invalid(f"{options}.meta.k8s.io", "", "meta.k8s.io", options, errors)
+        return mf.Write(manager, operation, res.api_version, subresource or "", res.status, force)
+
+    def _own(
+        self, res: Resource, old: Obj | None, new: Obj, write: mf.Write, requested: Any, config: Any = None
+    ) -> None:
+        """Record in `new`'s managedFields what this write set (an Update entry, or an apply's on create)."""
+        shape = mf.shape_for(res.kind, res.schema, res.is_custom)
+        try:
+            if write.operation == mf.APPLY:
+                fields = mf.applied_on_create(shape, config, write, now())
+            else:
+                fields = mf.updated(shape, old, new, write, now(), requested)
+        except mf.ConfigError as exc:
+            raise _typed_patch_error(res, new, exc) from None
+        if fields:
+            new["metadata"]["managedFields"] = fields
+        else:
+            new["metadata"].pop("managedFields", None)
+
+    def _apply(self, res: Resource, live: Obj, config: Obj, write: mf.Write) -> Obj:
+        """The live object with `config` server-side applied; 409 naming the fields other managers own."""
+        try:
+            return mf.applied(mf.shape_for(res.kind, res.schema, res.is_custom), live, config, write, now())
+        except mf.ConfigError as exc:
+            raise _typed_patch_error(res, live, exc) from None
+        except mf.ApplyConflict as exc:
+            raise ApiError(409, exc.message, reason="Conflict", details={"causes": exc.causes()}) from None
 
     def _admit(self, res: Resource, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
         """Schema semantics of custom resources (prune, default, validate, CEL); in place."""
@@ -540,8 +589,12 @@ class Store:
         dry_run: bool = False,
         field_validation: str = "",
         require_rv: bool = False,
+        write: mf.Write | None = None,
     ) -> WriteResult:
-        """The one update path (PUT and every patch type): `mutate` gets a copy of the stored object."""
+        """The one update path (PUT and every patch type): `mutate` gets a copy of the stored object.
+
+        An Update `write` records its fields in managedFields here; an apply's `mutate` did already.
+        """
         ns = self._check_namespace(res, namespace)
         if subresource not in (None, "status") or (subresource == "status" and not res.status):
             raise ApiError(404, "the server could not find the requested resource")
@@ -631,6 +684,8 @@ class Store:
         warnings = self._admit(res, new, old, field_validation)
         if res.key == CRD_KEY and subresource is None:
             self._admit_crd(new)
+        if write is not None and write.operation == mf.UPDATE:
+            self._own(res, old, new, write, new["metadata"].get("managedFields"))
         if _same(new, old):
             return WriteResult(self.present(res, old), warnings)
         if res.generation and _spec_changed(new, old, res.status):
@@ -644,11 +699,13 @@ class Store:
         return WriteResult(self.present(res, new), warnings)
 
     def replace(self, res: Resource, namespace: str | None, name: str, body: Any, subresource: str | None = None,
-                dry_run: bool = False, field_validation: str = "") -> WriteResult:  # fmt: skip
+                dry_run: bool = False, field_validation: str = "", field_manager: str | None = None,
+                user_agent: str | None = None) -> WriteResult:  # fmt: skip
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be a JSON object")
+        write = self._write(res, "UpdateOptions", field_manager, user_agent, subresource=subresource)
         return self.update(res, namespace, name, lambda _old: copy.deepcopy(body), subresource, dry_run,
-                           field_validation, require_rv=True)  # fmt: skip
+                           field_validation, require_rv=True, write=write)  # fmt: skip
 
     def patch(
         self,
@@ -661,8 +718,12 @@ class Store:
         dry_run: bool = False,
         field_validation: str = "",
         field_manager: str | None = None,
+        user_agent: str | None = None,
+        force: str | None = None,
     ) -> WriteResult:
+        """Every patch type; apply (server-side apply) merges by field ownership, the others record it."""
         kind = PATCH_TYPES.get(content_type.split(";")[0].strip())
+        write: mf.Write | None
         if kind is None or (kind == "strategic" and res.is_custom):
             accepted = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
             if not res.is_custom:
@@ -671,18 +732,20 @@ class Store:
                 415, f"the body of the request was in an unknown format - accepted media types include: {accepted}"
             )
         if kind == "apply":
-            if not field_manager:
-                raise ApiError(400, "PATCH /apply requires fieldManager to be set")
-            ns = namespace or ""
-            if (ns, name) not in self._bucket(res) and subresource is None:
-                if not isinstance(body, dict):
-                    raise ApiError(400, "the body of the request must be a JSON object")
+            write = _apply_write(res, body, subresource, field_manager, force)
+            if ((namespace or ""), name) not in self._bucket(res) and subresource is None:
                 body = {**body, "metadata": {**(body.get("metadata") or {}), "name": name}}
-                return self.create(res, namespace, body, dry_run, field_validation)
-        if kind in ("merge", "apply", "strategic") and not isinstance(body, dict):
+                return self.create(res, namespace, body, dry_run, field_validation, applied_by=write)
+        else:
+            if force is not None:
+                raise _patch_options_invalid(Cause("FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch"))  # fmt: skip
+            write = self._write(res, "PatchOptions", field_manager, user_agent, subresource=subresource)
+        if kind in ("merge", "strategic") and not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be a JSON object")
 
         def mutate(old: Obj) -> Obj:
+            if kind == "apply" and write is not None:
+                return self._apply(res, old, body, write)
             try:
                 if kind == "json":
                     return json_patch(old, body)  # type: ignore[no-any-return]
@@ -696,7 +759,7 @@ class Store:
                     ) from None
                 raise ApiError(exc.code, str(exc)) from None
 
-        return self.update(res, namespace, name, mutate, subresource, dry_run, field_validation)
+        return self.update(res, namespace, name, mutate, subresource, dry_run, field_validation, write=write)
 
     # -- deletes and garbage collection -------------------------------------------------------
 
@@ -900,6 +963,38 @@ class Store:
 
 def _ns(obj: Obj) -> str:
     return str(obj.get("metadata", {}).get("namespace") or "")
+
+
+def _patch_options_invalid(*causes: Cause) -> ApiError:
+    return invalid("PatchOptions.meta.k8s.io", "", "meta.k8s.io", "PatchOptions", list(causes))
+
+
+def _apply_write(res: Resource, body: Any, subresource: str | None, field_manager: str | None,
+                 force: str | None) -> mf.Write:  # fmt: skip
+    """Check an apply request as kube-apiserver does before looking at the object."""
+    causes = [] if field_manager else [Cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")]  # fmt: skip
+    causes += [Cause(*e) for e in mf.field_manager_errors(field_manager or "")]
+    if causes:
+        raise _patch_options_invalid(*causes)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body of the request must be a JSON object")
+    if isinstance(body.get("metadata"), dict) and body["metadata"].get("managedFields") is not None:
+        raise ApiError(400, "metadata.managedFields must be nil")
+    if body.get("apiVersion") != res.api_version:
+        raise ApiError(400, "Incorrect version specified in apply patch. "
+                            f"Specified patch version: {body.get('apiVersion') or ''}, expected: {res.api_version}")  # fmt: skip
+    flag = (force or "false").lower()
+    if flag not in ("true", "1", "t", "false", "0", "f"):
+        raise ApiError(400, f'strconv.ParseBool: parsing "{force}": invalid syntax')
+    forced = flag in ("true", "1", "t")
+    return mf.Write(field_manager or "", mf.APPLY, res.api_version, subresource or "", res.status, forced)
+
+
+def _typed_patch_error(res: Resource, obj: Obj, exc: mf.ConfigError) -> ApiError:
+    """kube-apiserver's answer to an apply it cannot type (a 500, as there: not a metav1.Status)."""
+    where = f"{_ns(obj)}/{obj.get('metadata', {}).get('name', '')}; {res.group}/{res.version}, Kind={res.kind}"
+    errors = exc.errors[0] if len(exc.errors) == 1 else "errors:\n  " + "\n  ".join(exc.errors)
+    return ApiError(500, f"failed to create typed patch object ({where}): {errors}")
 
 
 def _strip(obj: Obj) -> Obj:

@@ -185,7 +185,7 @@ async def test_server_side_apply_creates_then_merges(http: Client) -> None:
     assert obj["spec"]["stage"] == "Staging"
     assert obj["metadata"]["generation"] == 2
     status, _ = await http.patch(f"{MV}/iris-v1", body, ctype="application/apply-patch+yaml")
-    assert status == 400  # fieldManager is required
+    assert status == 422  # fieldManager is required (PatchOptions invalid, as kube-apiserver answers)
 
 
 async def test_unknown_fields_are_pruned_with_a_warning_or_rejected_when_strict(http: Client) -> None:
