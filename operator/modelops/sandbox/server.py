@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,9 +109,13 @@ class ApiServer:
         event_log_size: int = 10_000,
         bookmark_interval: float = 5.0,
         strict_crds: bool = True,
+        sock: socket.socket | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        # an already listening socket (`sandbox up` binds it before its slow start, so that clients
+        # started meanwhile wait in the backlog instead of being refused)
+        self.sock = sock
         self.crds = list(crds)
         self.bookmark_interval = bookmark_interval
         self.store = Store(event_log_size=event_log_size, strict_crds=strict_crds)
@@ -130,7 +135,11 @@ class ApiServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site: web.BaseSite = (
+            web.SockSite(self._runner, self.sock)
+            if self.sock is not None
+            else web.TCPSite(self._runner, self.host, self.port)
+        )
         await site.start()
         self.port = int(self._runner.addresses[0][1])  # the real port when 0 was asked for
         logger.info("sandbox apiserver serving on %s", self.url)

@@ -21,9 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import yaml
-
 from modelops.sandbox.cluster.processes import die_with_parent, free_port, open_log
 
 logger = logging.getLogger(__name__)
@@ -194,6 +191,8 @@ class PrometheusProcess:
         return self.proc.pid if self.proc is not None else None
 
     def write_config(self) -> Path:
+        import yaml
+
         self.directory.mkdir(parents=True, exist_ok=True)
         doc = config(
             scrape_interval=self.scrape_interval, targets_file=self.targets_file, operator_target=self.operator_target
@@ -226,6 +225,8 @@ class PrometheusProcess:
 
     async def wait_ready(self, within: float = 30.0) -> None:
         """Until `/-/ready` answers 200; RuntimeError naming the log when the process exits or time runs out."""
+        import aiohttp
+
         assert self.proc is not None, "start() first"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within

@@ -20,6 +20,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelops.sandbox.cluster.processes import alive, die_with_parent, free_port, kill_all, open_log, wait_gone
+from modelops.sandbox.cluster.processes import (
+    alive,
+    die_with_parent,
+    free_port,
+    kill_all,
+    open_log,
+    wait_gone,
+)
 
 if TYPE_CHECKING:
     from modelops.sandbox.cluster.prometheus import PrometheusProcess
@@ -87,6 +95,23 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def write_kubeconfig(path: Path, api_url: str) -> Path:
+    """The sandbox kubeconfig (cluster, context, user all `sandbox`; plain http, no credentials),
+    as `ApiServer.write_kubeconfig` writes it, without importing the server."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "sandbox", "cluster": {"server": api_url}}],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox", "namespace": "default"}}],
+        "current-context": "sandbox",
+        "users": [{"name": "sandbox", "user": {}}],
+        "preferences": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2))  # JSON is YAML: kubectl and our loader read it
+    return path
 
 
 def read_json(path: Path) -> Any:
@@ -364,14 +389,9 @@ class Supervisor:
     async def _start_all(self) -> None:
         import aiohttp
 
-        from modelops.api import crdgen
         from modelops.images import ENV as IMAGE_ENV
         from modelops.images import operator_image
-        from modelops.sandbox import ApiError, ApiServer, load_crd_files
-        from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS, gateway_class
-        from modelops.sandbox.cluster.network import ClusterNetwork
         from modelops.sandbox.cluster.prometheus import MISSING, PrometheusProcess, find_binary
-        from modelops.sandbox.cluster.runner import WorkloadRunner
 
         layout = self.layout
         image = operator_image()
@@ -388,27 +408,24 @@ class Supervisor:
         }
         components: dict[str, Obj] = self.state["components"]
 
-        # 1. the API server, with our CRDs (generated from the models: no crds/ on disk needed)
-        api = ApiServer(port=self.api_port)
-        crd_res = api.store.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        # 1. the API's socket and the kubeconfig first, so that the children (slow to import) start
+        # before anything heavy here; their first requests wait in the socket's backlog meanwhile
+        api_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            for crd in [crdgen.crd(kind) for kind in crdgen.KINDS] + load_crd_files([GATEWAY_API_CRDS]):
-                api.store.create(crd_res, None, crd)
-            api.store.create(api.store.lookup("gateway.networking.k8s.io", "v1", "gatewayclasses"), None,
-                             gateway_class())  # fmt: skip
-            await api.start()
-        except ApiError as exc:
-            raise SandboxError(f"API server: cannot install CRDs: {exc.message}; see {supervisor_log}") from None
+            api_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            api_sock.bind(("127.0.0.1", self.api_port))
+            api_sock.listen(512)
         except OSError as exc:
+            api_sock.close()
             raise SandboxError(
                 f"API server: cannot listen on 127.0.0.1:{self.api_port}: {exc.strerror or exc}; see {supervisor_log}"
             ) from None
-        self._loops.append(api.stop)
-        api.write_kubeconfig(layout.kubeconfig)
-        components["apiserver"] = {"pid": os.getpid(), "url": api.url, "log": supervisor_log}
-
-        # 2. the children: Prometheus and the operator start now, in parallel with the rest
+        api_port = int(api_sock.getsockname()[1])
+        api_url = f"http://127.0.0.1:{api_port}"
+        write_kubeconfig(layout.kubeconfig, api_url)
         health_port, metrics_port = free_port(), free_port()
+
+        # 2. the children: Prometheus and the operator (kopf retries until the API answers)
         binary = find_binary()
         prometheus: PrometheusProcess | None = None
         if binary is None:
@@ -441,6 +458,30 @@ class Supervisor:
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
             "log": str(operator.log_path),
         }
+
+        # 3. the API server, with our CRDs (generated from the models: no crds/ on disk needed)
+        from modelops.api import crdgen
+        from modelops.sandbox import ApiError, ApiServer, load_crd_files
+        from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS, gateway_class
+        from modelops.sandbox.cluster.network import ClusterNetwork
+        from modelops.sandbox.cluster.runner import WorkloadRunner
+
+        api = ApiServer(port=api_port, sock=api_sock)
+        crd_res = api.store.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        try:
+            for crd in [crdgen.crd(kind) for kind in crdgen.KINDS] + load_crd_files([GATEWAY_API_CRDS]):
+                api.store.create(crd_res, None, crd)
+            api.store.create(api.store.lookup("gateway.networking.k8s.io", "v1", "gatewayclasses"), None,
+                             gateway_class())  # fmt: skip
+            await api.start()
+        except ApiError as exc:
+            raise SandboxError(f"API server: cannot install CRDs: {exc.message}; see {supervisor_log}") from None
+        except OSError as exc:
+            raise SandboxError(
+                f"API server: cannot listen on 127.0.0.1:{api_port}: {exc.strerror or exc}; see {supervisor_log}"
+            ) from None
+        self._loops.append(api.stop)
+        components["apiserver"] = {"pid": os.getpid(), "url": api.url, "log": supervisor_log}
 
         # 3. in this loop: runner (controllers + kubelet), endpoints, proxy, gateway, scrape targets
         runner = WorkloadRunner(
