@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from multidict import MultiMapping
 
@@ -80,6 +80,19 @@ def _epoch(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
+class Request(Protocol):
+    """What `identify` reads of an HTTP request (aiohttp's `web.Request` is one)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def headers(self) -> MultiMapping[str]: ...
+
+
 class Auth:
     """Authentication and authorization of one sandbox API server, over its store's objects."""
 
@@ -96,6 +109,7 @@ class Auth:
         self.clock = clock
         self._key = key or secrets.token_bytes(32)
         self.audiences = audiences
+        self._signed: dict[str, Any] = {}  # token -> its claims, once the signature checked out
         self._header = _b64(json.dumps({"alg": "HS256", "kid": "sandbox"}, separators=(",", ":")).encode())
 
     # -- tokens -------------------------------------------------------------------------------
@@ -135,11 +149,16 @@ class Auth:
     def verify(self, token: str, audiences: tuple[str, ...] | None = None) -> UserInfo | None:
         """The ServiceAccount user a token stands for, or None if it is not (or no longer) valid."""
         try:
-            header, payload, signature = token.split(".")
-            expected = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(_unb64(signature), expected):
-                return None
-            claims = json.loads(_unb64(payload))
+            claims = self._signed.get(token)
+            if claims is None:
+                header, payload, signature = token.split(".")
+                expected = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+                if not hmac.compare_digest(_unb64(signature), expected):
+                    return None
+                claims = json.loads(_unb64(payload))
+                if len(self._signed) >= 4096:
+                    self._signed.clear()
+                self._signed[token] = claims
             k8s = claims["kubernetes.io"]
             namespace, sa = str(k8s["namespace"]), k8s["serviceaccount"]
             now = self.clock()
@@ -171,11 +190,12 @@ class Auth:
 
     # -- per request --------------------------------------------------------------------------
 
-    def identify(self, method: str, path: str, query: Mapping[str, str], headers: MultiMapping[str]) -> UserInfo:
+    def identify(self, request: Request) -> UserInfo:
         """The user of a request, authorized for what the request does (raises 400/401/403 ApiError).
 
-        Credential-less requests return at once: they are every operator request, and must stay cheap.
+        Credential-less requests return after two header lookups: they are every operator request.
         """
+        headers = request.headers
         auth = headers.get("Authorization")
         imp_user = headers.get("Impersonate-User")
         if auth is None and imp_user is None:
@@ -186,7 +206,7 @@ class Auth:
         if imp_user is not None:
             user = self.impersonate(user, imp_user, headers)
         if rbac.MASTERS not in user.groups:
-            attrs = rbac.request_attributes(user, method, path, query)
+            attrs = rbac.request_attributes(user, request.method, request.path, request.query)
             decision = rbac.authorize(attrs, self.policy)
             if not decision.allowed:
                 raise rbac.forbidden(attrs, decision.reason)
