@@ -8,7 +8,6 @@ deployment) is an ``Error`` result whose message names the address and the error
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,15 +103,15 @@ async def _measure(metric: AnalysisMetric, target: AnalysisTarget, now: datetime
         stable_rate = stable.error_rate if stable is not None else None
         return evaluate(metric, canary.error_rate, stable_rate, canary.total, now, stable_samples=stable_n)
 
+    if metric.kind == "predictionShift":  # its minimum counts predictions, from the histograms
+        return await _prediction_shift(metric, target, now, prom, window)
+
     if canary.total < metric.min_samples:  # too little traffic: Inconclusive without asking more
         return evaluate(metric, None, None, canary.total, now, stable_samples=stable_n)
 
     if metric.kind == "latencyP99":
         p99 = q.per_track(await prom.query(q.latency_query(ns, dep, window)))
         return evaluate(metric, p99.get("canary"), p99.get("stable"), canary.total, now, stable_samples=stable_n)
-
-    if metric.kind == "predictionShift":
-        return await _prediction_shift(metric, target, now, prom, window)
 
     assert metric.query is not None  # the model requires it for kind promql
     try:
@@ -146,12 +145,12 @@ async def _prediction_shift(
         what = f"output {metric.output!r}" if metric.output else "any numeric output"
         raise MeasurementError(f"no prediction histogram for {what} in Prometheus at {prom.url}: {query}")
     worst: tuple[float, str, float, float] | None = None  # (psi, output, canary n, stable n)
-    fewest: tuple[float, float] = (math.inf, math.inf)
+    most: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the best-observed output: (min n, canary n, stable n)
     for output, tracks in sorted(outputs.items()):
         canary, stable = tracks.get("canary", []), tracks.get("stable", [])
         n_canary, n_stable = q.histogram_count(canary), q.histogram_count(stable)
         if min(n_canary, n_stable) < metric.min_samples or not canary or not stable:
-            fewest = min(fewest, (n_canary, n_stable))
+            most = max(most, (min(n_canary, n_stable), n_canary, n_stable))
             continue
         try:
             psi = psi_from_buckets(stable, canary)
@@ -160,7 +159,7 @@ async def _prediction_shift(
         if worst is None or psi > worst[0]:
             worst = (psi, output, n_canary, n_stable)
     if worst is None:  # no output with enough predictions on both tracks
-        return evaluate(metric, None, None, fewest[0], now, stable_samples=fewest[1])
+        return evaluate(metric, None, None, most[1], now, stable_samples=most[2])
     psi, output, n_canary, n_stable = worst
     return evaluate(metric, psi, None, n_canary, now, stable_samples=n_stable, detail=f"PSI vs stable, output {output}")
 
