@@ -115,7 +115,8 @@ class Workloads:
 
 def ready(pod: Obj) -> bool:
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
@@ -185,4 +186,3 @@ def workloads(apiserver: ServerThread, tmp_path: Path) -> Iterator[Workloads]:
 @pytest.fixture
 def api(apiserver: ServerThread) -> Api:
     return Api(apiserver.url)
-

@@ -84,20 +84,23 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> str:
 
 
 def rewrite_mount_paths(value: str, mounts: Sequence[tuple[str, str]]) -> str:
-    """Replace container mount paths in a value by their local directories.
+    """Replace container mount paths in a value by their local directories, in one pass.
 
     A mount path counts where it starts a path in the value (start of string or after `=`, `:`,
     `,`, a space or a quote) and is followed by `/`, the end, or a non-path character: so
     `--model-dir=/models/x` becomes `--model-dir=<pod dir>/volumes/models/x`, but `/modelsx` does not.
-    Longest mount path first, so nested mounts win.
+    Longest mount path first, so nested mounts win; a replacement is never rewritten again.
     """
-    for mount_path, local in sorted(mounts, key=lambda m: len(m[0]), reverse=True):
-        mp = mount_path.rstrip("/") or "/"
-        if mp == "/":
-            continue
-        pattern = r"(^|(?<=[=:, \"']))" + re.escape(mp) + r"(?=/|$|[^\w.\-])"
-        value = re.sub(pattern, local.replace("\\", "\\\\"), value)
-    return value
+    table: dict[str, str] = {}
+    for mount_path, local in mounts:
+        mp = mount_path.rstrip("/")
+        if mp:
+            table[mp] = local
+    if not table:
+        return value
+    alternatives = "|".join(re.escape(mp) for mp in sorted(table, key=len, reverse=True))
+    pattern = r"(?:^|(?<=[=:, \"']))(" + alternatives + r")(?=/|$|[^\w.\-])"
+    return re.sub(pattern, lambda m: table[m.group(1)], value)
 
 
 def restart_delay(restarts: int, initial: float, cap: float = MAX_BACKOFF) -> float:

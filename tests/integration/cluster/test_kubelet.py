@@ -1,0 +1,378 @@
+"""The sandbox kubelet: pods of our image as processes, their status, probes, restarts, env, volumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import yaml
+
+from tests.integration.cluster.conftest import (
+    CORE,
+    IMAGE,
+    Obj,
+    Workloads,
+    alive,
+    condition,
+    container_status,
+    ready,
+)
+
+# a tiny HTTP server of our image's python: /ready and /healthz answer 200 unless a flag file says otherwise
+SERVER = """
+import http.server, json, os, sys
+flags = sys.argv[1]
+port = json.loads(os.environ["MODELOPS_SANDBOX_PORT_MAP"])["9000"]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/ready":
+            ok = os.path.exists(os.path.join(flags, "ready"))
+        else:
+            ok = not os.path.exists(os.path.join(flags, "sick"))
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+    def log_message(self, fmt, *args):
+        print(self.path, args[1] if len(args) > 1 else "", flush=True)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def server_pod(name: str, **container_extra: object) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": IMAGE,
+                    "command": ["python", "-c", SERVER, "/flags"],
+                    "ports": [{"name": "http", "containerPort": 9000}],
+                    "volumeMounts": [{"name": "flags", "mountPath": "/flags"}],
+                    **container_extra,
+                }
+            ],
+            "volumes": [{"name": "flags", "emptyDir": {}}],
+            "terminationGracePeriodSeconds": 2,
+        },
+    }
+
+
+def flags_dir(w: Workloads, pod: str) -> Path:
+    return w.state / "pods" / "default" / pod / "volumes" / "flags"
+
+
+def log_of(w: Workloads, pod: str, container: str) -> str:
+    path = w.state / "pods" / "default" / pod / f"{container}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def pid_of(pod: Obj) -> int:
+    return int(container_status(pod)["containerID"].removeprefix("sandbox://"))
+
+
+def test_killed_server_process_is_restarted_and_its_restart_count_is_visible(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{CORE}/pods", server_pod("web"))
+    pod = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/web")) and ready(p) and p, what="pod Ready")
+    assert container_status(pod)["restartCount"] == 0
+    first = pid_of(pod)
+    os.kill(first, signal.SIGKILL)
+
+    def restarted() -> Obj | None:
+        p = w.api.get(f"{CORE}/pods/web")
+        cs = container_status(p)
+        return p if cs["restartCount"] == 1 and ready(p) and "running" in cs["state"] else None
+
+    pod = w.api.wait(restarted, what="restartCount 1 and Ready again")
+    cs = container_status(pod)
+    assert cs["lastState"]["terminated"]["exitCode"] == 137
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    second = pid_of(pod)
+    assert second != first
+    assert alive(second)
+    assert not alive(first)
+    assert pod["status"]["phase"] == "Running"
+    assert log_of(w, "web", "web").count("--- sandbox: container web started") == 2
+
+
+def test_readiness_follows_the_probe(workloads: Workloads) -> None:
+    w = workloads
+    probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1}
+    w.api.create(f"{CORE}/pods", server_pod("web", readinessProbe=probe))
+    # the probe runs and fails: Running, started, but not Ready
+    w.api.wait(lambda: log_of(w, "web", "web").count("/ready 503") >= 2, what="two failed probes")
+    pod = w.api.get(f"{CORE}/pods/web")
+    assert pod["status"]["phase"] == "Running"
+    assert container_status(pod)["started"] is True
+    assert container_status(pod)["ready"] is False
+    not_ready = condition(pod, "Ready")
+    assert not_ready is not None
+    assert not_ready["status"] == "False"
+    assert not_ready["reason"] == "ContainersNotReady"
+    assert condition(pod, "ContainersReady")["status"] == "False"  # type: ignore[index]
+
+    (flags_dir(w, "web") / "ready").write_text("")
+    w.api.wait(lambda: ready(w.api.get(f"{CORE}/pods/web")), what="Ready once the probe succeeds")
+    (flags_dir(w, "web") / "ready").unlink()
+    w.api.wait(lambda: not ready(w.api.get(f"{CORE}/pods/web")), what="not Ready once it fails again")
+    assert container_status(w.api.get(f"{CORE}/pods/web"))["restartCount"] == 0
+
+
+def test_liveness_failure_restarts_the_container(workloads: Workloads) -> None:
+    w = workloads
+    probe = {"httpGet": {"path": "/healthz", "port": 9000}, "periodSeconds": 1, "failureThreshold": 2}
+    w.api.create(f"{CORE}/pods", server_pod("web", livenessProbe=probe))
+    w.api.wait(lambda: log_of(w, "web", "web").count("/healthz 200") >= 1, what="a passing liveness probe")
+    (flags_dir(w, "web") / "sick").write_text("")  # emptyDir survives the restart, so remove it after
+    w.api.wait(lambda: container_status(w.api.get(f"{CORE}/pods/web"))["restartCount"] >= 1, what="restarted")
+    (flags_dir(w, "web") / "sick").unlink()
+    events = [e for e in w.api.items(f"{CORE}/events") if e["involvedObject"]["name"] == "web"]
+    assert any(e["reason"] == "Unhealthy" and e["message"].startswith("Liveness probe failed") for e in events)
+    assert any(e["reason"] == "Killing" for e in events)
+
+
+ENV_DUMP = """
+import json, os, sys
+out = {"argv": sys.argv[1:], "cwd": os.getcwd()}
+out["env"] = {k: v for k, v in os.environ.items()}
+files = {}
+for root in sys.argv[1:]:
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            files[os.path.relpath(p, root) if root != p else n] = open(p).read()
+out["files"] = files
+open(os.path.join(sys.argv[4], "written-by-pod"), "w").write("hello")
+print("DUMP " + json.dumps(out), flush=True)
+"""
+
+
+def test_env_volumes_and_credentials_as_kubernetes_builds_them(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{CORE}/configmaps", {"metadata": {"name": "cfg"}, "data": {"level": "debug", "app.yaml": "a: 1\n"}})
+    w.api.create(f"{CORE}/secrets", {"metadata": {"name": "creds"}, "data": {"password": "czNjcjN0"}})  # s3cr3t
+    w.api.create(f"{CORE}/serviceaccounts", {"metadata": {"name": "reader"}})
+    pod = {
+        "metadata": {"name": "dump", "labels": {"app": "dump"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": "reader",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": IMAGE,
+                    "command": ["python", "-c", ENV_DUMP],
+                    "args": ["/etc/cfg", "/etc/creds", "/info", "/data", "$(GREETING)", "$$(GREETING)", "$(UNSET)"],
+                    "env": [
+                        {"name": "NAME", "value": "world"},
+                        {"name": "GREETING", "value": "hello $(NAME)"},
+                        {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "level"}}},
+                        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                        {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+                        {"name": "CONFIG", "value": "/etc/cfg/app.yaml"},
+                    ],
+                    "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "cfg"}}],
+                    "ports": [{"containerPort": 9000}],
+                    "volumeMounts": [
+                        {"name": "cfg", "mountPath": "/etc/cfg"},
+                        {"name": "creds", "mountPath": "/etc/creds"},
+                        {"name": "info", "mountPath": "/info"},
+                        {"name": "data", "mountPath": "/data"},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "app.yaml", "path": "app.yaml"}]}},
+                {"name": "creds", "secret": {"secretName": "creds"}},
+                {
+                    "name": "info",
+                    "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]},
+                },
+                {"name": "data", "persistentVolumeClaim": {"claimName": "shared"}},
+            ],
+        },
+    }
+    w.api.create(f"{CORE}/pods", pod)
+    done = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/dump"))["status"].get("phase") == "Succeeded" and p,
+                      what="pod Succeeded")  # fmt: skip
+    term = container_status(done)["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (0, "Completed")
+    assert condition(done, "Ready")["reason"] == "PodCompleted"  # type: ignore[index]
+    line = next(x for x in log_of(w, "dump", "main").splitlines() if x.startswith("DUMP "))
+    out = json.loads(line[5:])
+    pod_dir = w.state / "pods" / "default" / "dump"
+    vols = pod_dir / "volumes"
+    pvc = w.state / "pvcs" / "default" / "shared"
+    assert out["argv"] == [str(vols / "cfg"), str(vols / "creds"), str(vols / "info"), str(pvc),
+                           "hello world", "$(GREETING)", "$(UNSET)"]  # fmt: skip
+    env = out["env"]
+    assert env["GREETING"] == "hello world"
+    assert (env["LEVEL"], env["PASSWORD"], env["CFG_level"]) == ("debug", "s3cr3t", "debug")
+    assert (env["POD_NAME"], env["POD_NS"], env["POD_IP"], env["APP"], env["SA"]) == (
+        "dump", "default", "127.0.0.1", "dump", "reader",
+    )  # fmt: skip
+    assert env["CONFIG"] == str(vols / "cfg" / "app.yaml")
+    assert env["HOME"] == str(pod_dir / "home")
+    assert env["TMPDIR"] == str(pod_dir / "tmp")
+    assert env["MODELOPS_IMAGE"] == IMAGE
+    port_map = json.loads(env["MODELOPS_SANDBOX_PORT_MAP"])
+    assert list(port_map) == ["9000"]
+    assert port_map["9000"] != 9000
+    assert json.loads(done["metadata"]["annotations"]["sandbox.modelops.dev/host-ports"]) == port_map
+    assert out["files"]["app.yaml"] == "a: 1\n"
+    assert out["files"]["password"] == "s3cr3t"
+    assert out["files"]["name"] == "dump"
+    assert (pvc / "written-by-pod").read_text() == "hello"
+    kubeconfig = yaml.safe_load(Path(env["KUBECONFIG"]).read_text())
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == w.api.url
+    assert kubeconfig["contexts"][0]["context"]["namespace"] == "default"
+
+
+def test_no_credentials_when_automount_is_off(workloads: Workloads) -> None:
+    w = workloads
+    pod = {
+        "metadata": {"name": "quiet"},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {"name": "main", "image": IMAGE, "command": ["sh", "-c", 'echo "KUBECONFIG=[$KUBECONFIG]"']}
+            ],
+        },
+    }
+    w.api.create(f"{CORE}/pods", pod)
+    w.api.wait(lambda: w.api.get(f"{CORE}/pods/quiet")["status"].get("phase") == "Succeeded", what="Succeeded")
+    assert "KUBECONFIG=[]" in log_of(w, "quiet", "main")
+    assert not (w.state / "pods" / "default" / "quiet" / "kubeconfig").exists()
+
+
+def test_restart_policies_never_and_on_failure(workloads: Workloads) -> None:
+    w = workloads
+    never = {
+        "metadata": {"name": "never"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", "exit 3"]}],
+        },
+    }
+    # fails the first time, succeeds the second (the emptyDir outlives the container)
+    once = "if [ -e /work/failed ]; then exit 0; fi; touch /work/failed; exit 1"
+    on_failure = {
+        "metadata": {"name": "onfailure"},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", once],
+                            "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "volumes": [{"name": "work", "emptyDir": {}}],
+        },
+    }  # fmt: skip
+    w.api.create(f"{CORE}/pods", never)
+    w.api.create(f"{CORE}/pods", on_failure)
+    failed = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/never"))["status"].get("phase") == "Failed" and p,
+                        what="Never: Failed")  # fmt: skip
+    cs = container_status(failed)
+    assert (cs["state"]["terminated"]["exitCode"], cs["state"]["terminated"]["reason"], cs["restartCount"]) == (
+        3,
+        "Error",
+        0,
+    )
+    ok = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/onfailure"))["status"].get("phase") == "Succeeded" and p,
+                    what="OnFailure: Succeeded after a restart")  # fmt: skip
+    cs = container_status(ok)
+    assert cs["restartCount"] == 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 1
+
+
+def test_pod_of_another_image_stays_pending_with_a_condition_and_one_warning_event(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(
+        f"{CORE}/pods",
+        {"metadata": {"name": "nginx"}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}},
+    )
+
+    def reported() -> Obj | None:
+        p = w.api.get(f"{CORE}/pods/nginx")
+        return p if container_status(p).get("state", {}).get("waiting") else None
+
+    pod = w.api.wait(reported, what="status written")
+    assert pod["status"]["phase"] == "Pending"
+    scheduled = condition(pod, "PodScheduled")
+    assert scheduled is not None
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "SandboxUnsupportedImage")
+    assert IMAGE in scheduled["message"]
+    assert "nginx:1.27" in scheduled["message"]
+    assert condition(pod, "ContainersReady")["status"] == "False"  # type: ignore[index]
+    assert container_status(pod)["state"]["waiting"]["reason"] == "ImageNotRunnableInSandbox"
+
+    def events() -> list[Obj]:
+        return [e for e in w.api.items(f"{CORE}/events") if e["reason"] == "SandboxUnsupportedImage"]
+
+    (event,) = w.api.wait(events, what="a Warning event")
+    assert event["type"] == "Warning"
+    assert event["involvedObject"]["name"] == "nginx"
+    assert event["involvedObject"]["kind"] == "Pod"
+    assert event["message"].startswith(f"the sandbox runs only the modelops image {IMAGE}")
+    # the pod changes again: still one event, still Pending, no process
+    w.api.patch(f"{CORE}/pods/nginx", {"metadata": {"labels": {"touched": "yes"}}})
+    w.api.wait(lambda: w.api.get(f"{CORE}/pods/nginx")["metadata"]["labels"].get("touched"), what="label seen")
+    assert len(events()) == 1
+    assert w.api.get(f"{CORE}/pods/nginx")["status"]["phase"] == "Pending"
+    assert all(p.name != "nginx" or p.pid is None for p in w.runner.runner.pods())
+
+
+def test_deleting_a_pod_stops_its_process(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{CORE}/pods", server_pod("web"))
+    pod = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/web")) and ready(p) and p, what="pod Ready")
+    pid = pid_of(pod)
+    w.api.delete(f"{CORE}/pods/web")
+    w.api.wait(lambda: not alive(pid), within=10, what="process stopped")
+
+
+def test_stop_leaves_no_process_behind_not_even_grandchildren(workloads: Workloads) -> None:
+    w = workloads
+    # a container whose shell starts a background grandchild, and one ignoring SIGTERM
+    spawner = ["sh", "-c", "sleep 300 & python -c 'import time; time.sleep(300)'"]
+    stubborn = [
+        "python",
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(300)",
+    ]
+    for name, command in (("spawner", spawner), ("stubborn", stubborn)):
+        w.api.create(f"{CORE}/pods", {
+            "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 30, "containers": [{"name": "c", "image": IMAGE, "command": command}]},
+        })  # fmt: skip
+    w.api.wait(lambda: all(w.api.get(f"{CORE}/pods/{n}")["status"].get("phase") == "Running" for n in ("spawner", "stubborn")),
+               what="both running")  # fmt: skip
+    w.api.wait(lambda: "up" in log_of(w, "stubborn", "c"), what="SIGTERM ignored from now on")
+    status = {p.name: p for p in w.runner.runner.pods()}
+    assert status["spawner"].pid is not None
+    assert status["stubborn"].pid is not None
+    assert status["spawner"].state == "Running"
+    pods_dir = str(w.state / "pods")
+
+    def ours() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    environ = Path(f"/proc/{entry}/environ").read_bytes()
+                except OSError:
+                    continue
+                if f"HOME={pods_dir}".encode() in environ and alive(int(entry)):
+                    found.append(int(entry))
+        return found
+
+    assert len(ours()) >= 4  # two containers, the grandchild sleep, the python under sh
+    w.runner.stop()  # grace capped: the stubborn one is SIGKILLed within seconds, not 30
+    assert ours() == []
+    assert not any(alive(p) for p in w.pids())
