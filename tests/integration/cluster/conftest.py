@@ -98,6 +98,15 @@ class Api:
                 pytest.fail(f"not true within {within}s: {what} (last: {last!r})")
             time.sleep(0.05)
 
+    def wait_pod(self, name: str, predicate: Callable[[Obj], bool], what: str, within: float = 15.0) -> Obj:
+        """The pod `name` once `predicate` holds for it."""
+
+        def check() -> Obj | None:
+            pod = self.get(f"{CORE}/pods/{name}")
+            return pod if predicate(pod) else None
+
+        return self.wait(check, within=within, what=f"pod {name}: {what}")
+
     def pods(self, selector: str = "") -> list[Obj]:
         params = {"labelSelector": selector} if selector else {}
         return self.items(f"{CORE}/pods", **params)

@@ -77,7 +77,7 @@ def pid_of(pod: Obj) -> int:
 def test_killed_server_process_is_restarted_and_its_restart_count_is_visible(workloads: Workloads) -> None:
     w = workloads
     w.api.create(f"{CORE}/pods", server_pod("web"))
-    pod = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/web")) and ready(p) and p, what="pod Ready")
+    pod = w.api.wait_pod("web", ready, "Ready")
     assert container_status(pod)["restartCount"] == 0
     first = pid_of(pod)
     os.kill(first, signal.SIGKILL)
@@ -201,8 +201,7 @@ def test_env_volumes_and_credentials_as_kubernetes_builds_them(workloads: Worklo
         },
     }
     w.api.create(f"{CORE}/pods", pod)
-    done = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/dump"))["status"].get("phase") == "Succeeded" and p,
-                      what="pod Succeeded")  # fmt: skip
+    done = w.api.wait_pod("dump", lambda p: p["status"].get("phase") == "Succeeded", "pod Succeeded")
     term = container_status(done)["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (0, "Completed")
     assert condition(done, "Ready")["reason"] == "PodCompleted"  # type: ignore[index]
@@ -276,16 +275,16 @@ def test_restart_policies_never_and_on_failure(workloads: Workloads) -> None:
     }  # fmt: skip
     w.api.create(f"{CORE}/pods", never)
     w.api.create(f"{CORE}/pods", on_failure)
-    failed = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/never"))["status"].get("phase") == "Failed" and p,
-                        what="Never: Failed")  # fmt: skip
+    failed = w.api.wait_pod("never", lambda p: p["status"].get("phase") == "Failed", "Never: Failed")
     cs = container_status(failed)
     assert (cs["state"]["terminated"]["exitCode"], cs["state"]["terminated"]["reason"], cs["restartCount"]) == (
         3,
         "Error",
         0,
     )
-    ok = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/onfailure"))["status"].get("phase") == "Succeeded" and p,
-                    what="OnFailure: Succeeded after a restart")  # fmt: skip
+    ok = w.api.wait_pod(
+        "onfailure", lambda p: p["status"].get("phase") == "Succeeded", "OnFailure: Succeeded after a restart"
+    )
     cs = container_status(ok)
     assert cs["restartCount"] == 1
     assert cs["lastState"]["terminated"]["exitCode"] == 1
@@ -331,7 +330,7 @@ def test_pod_of_another_image_stays_pending_with_a_condition_and_one_warning_eve
 def test_deleting_a_pod_stops_its_process(workloads: Workloads) -> None:
     w = workloads
     w.api.create(f"{CORE}/pods", server_pod("web"))
-    pod = w.api.wait(lambda: (p := w.api.get(f"{CORE}/pods/web")) and ready(p) and p, what="pod Ready")
+    pod = w.api.wait_pod("web", ready, "Ready")
     pid = pid_of(pod)
     w.api.delete(f"{CORE}/pods/web")
     w.api.wait(lambda: not alive(pid), within=10, what="process stopped")
