@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from modelops.handlers import driftmonitor, modelversion
+from modelops.handlers import driftmonitor, modeldeployment, modelversion
 from modelops.hostports import host_port
 from modelops.k8s.analysis import set_default_prometheus_url
 from modelops.k8s.client import load_api_client
@@ -58,6 +58,7 @@ def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
 def build_registry(api_factory: Callable[[], CustomObjects]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     modelversion.register(registry, api_factory)
+    modeldeployment.register(registry, api_factory)
     driftmonitor.register(registry, api_factory)
     return registry
 

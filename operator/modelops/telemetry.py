@@ -164,3 +164,40 @@ def forget_analysis_measurements(namespace: str, deployment: str) -> None:
     for labels in _analysis_series.pop((namespace, deployment), set()):
         with suppress(KeyError):
             ANALYSIS_MEASUREMENT.remove(*labels)
+
+
+ROLLOUT_PHASE = Gauge(
+    "modelops_rollout_phase",
+    "1 for the current rollout phase of a ModelDeployment, 0 for the others (one series per phase).",
+    ["namespace", "deployment", "phase"],
+    registry=REGISTRY,
+)
+ROLLOUT_CANARY_WEIGHT = Gauge(
+    "modelops_rollout_canary_weight",
+    "Percent of traffic the canary receives (the weight reached, not the one asked for).",
+    ["namespace", "deployment"],
+    registry=REGISTRY,
+)
+ROLLOUT_STEP = Gauge(
+    "modelops_rollout_step",
+    "Index of the canary step in progress (the number of steps while promoting; -1 without a canary).",
+    ["namespace", "deployment"],
+    registry=REGISTRY,
+)
+ROLLOUT_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack")
+
+
+def set_rollout_metrics(namespace: str, deployment: str, phase: str, canary_weight: int, step: int | None) -> None:
+    for known in ROLLOUT_PHASES:
+        ROLLOUT_PHASE.labels(namespace, deployment, known).set(1 if known == phase else 0)
+    ROLLOUT_CANARY_WEIGHT.labels(namespace, deployment).set(canary_weight)
+    ROLLOUT_STEP.labels(namespace, deployment).set(-1 if step is None else step)
+
+
+def forget_rollout_metrics(namespace: str, deployment: str) -> None:
+    for known in ROLLOUT_PHASES:
+        with suppress(KeyError):
+            ROLLOUT_PHASE.remove(namespace, deployment, known)
+    for gauge in (ROLLOUT_CANARY_WEIGHT, ROLLOUT_STEP):
+        with suppress(KeyError):
+            gauge.remove(namespace, deployment)

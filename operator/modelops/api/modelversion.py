@@ -140,6 +140,7 @@ class Deployment(StatusModel):
     namespace: str
     name: str
     track: Literal["stable", "canary"]
+    weight: int | None = Field(default=None, description="Percent of the deployment's traffic on this track.")
 
 
 class ModelVersionStatus(StatusModel):
