@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from modelops.api.crdgen import KINDS, crd
@@ -79,6 +81,46 @@ def results(phases: str, name: str = "errors") -> list[MetricResult]:
 )
 def test_metric_verdict(limits: dict[str, int], phases: str, expected: str) -> None:
     assert metric_verdict(metric(**limits), results(phases)) == expected
+
+
+limits = st.fixed_dictionaries(
+    {
+        "count": st.integers(1, 6),
+        "failureLimit": st.integers(0, 3),
+        "inconclusiveLimit": st.integers(0, 3),
+        "errorLimit": st.integers(0, 3),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(limits=limits, phases=st.text(alphabet="SFIE", max_size=12))
+def test_a_verdict_once_reached_never_changes(limits: dict[str, int], phases: str) -> None:
+    m = metric(**limits)
+    verdicts = [metric_verdict(m, results(phases[:i])) for i in range(len(phases) + 1)]
+    terminal = [v for v in verdicts if v != "Running"]
+    assert all(v == terminal[0] for v in terminal)
+    assert verdicts[0] == "Running"
+
+
+@settings(max_examples=150, deadline=None)
+@given(limits=limits, phases=st.text(alphabet="SFIE", max_size=12))
+def test_success_needs_count_real_measurements_within_the_limits(limits: dict[str, int], phases: str) -> None:
+    m = metric(**limits)
+    if metric_verdict(m, results(phases)) == "Successful":
+        # the prefix that decided it: `count` measurements, none of the limits exceeded
+        taken = [p for p in phases if p != "E"][: m.count]
+        assert len(taken) == m.count
+        assert taken.count("F") <= m.failure_limit
+        assert taken.count("I") <= m.inconclusive_limit
+
+
+@settings(max_examples=100, deadline=None)
+@given(limits=limits, n=st.integers(0, 20))
+def test_errors_alone_never_pass(limits: dict[str, int], n: int) -> None:
+    m = metric(**limits)
+    verdict = metric_verdict(m, results("E" * n))
+    assert verdict == ("Failed" if n > m.error_limit else "Running")
 
 
 def test_defaults_fail_on_the_first_failure_and_the_third_error() -> None:

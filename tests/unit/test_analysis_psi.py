@@ -24,14 +24,14 @@ counts = st.lists(st.integers(min_value=0, max_value=10_000), min_size=len(BOUND
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(stable=counts, canary=counts)
 def test_equals_the_drift_package_on_the_same_bins(stable: list[int], canary: list[int]) -> None:
     expected = psi_from_counts(stable, canary)
     assert psi_from_buckets(cumulative(stable), cumulative(canary)) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(stable=counts, canary=counts)
 def test_is_never_negative(stable: list[int], canary: list[int]) -> None:
     assert psi_from_buckets(cumulative(stable), cumulative(canary)) >= 0.0
