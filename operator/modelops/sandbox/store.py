@@ -378,6 +378,8 @@ class Store:
         self._store(res.key, ns, name, obj, None, "ADDED")
         if res.key == CRD_KEY:
             self._establish(obj)
+        if res.key == NAMESPACE_KEY:  # kube's serviceaccounts-controller: pods without one run as `default`
+            self.create(self.lookup("", "v1", "serviceaccounts"), name, {"metadata": {"name": "default"}})
         return WriteResult(self.present(res, self._bucket(res)[(ns, name)]), warnings, created=True)
 
     def _generate_name(self, res: Resource, ns: str, prefix: str) -> str:
