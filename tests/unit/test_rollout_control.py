@@ -118,6 +118,8 @@ def test_abort() -> None:
         request_abort(rollout(HEALTHY))
     with pytest.raises(Refused, match=r"is RolledBack \(failed version churn-v2\): nothing to abort"):
         request_abort(rollout(ROLLED_BACK))
+    with pytest.raises(Refused, match="churn-v2 is being promoted: too late to abort; `modelops rollout undo churn`"):
+        request_abort(rollout({**RUNNING, "currentStepIndex": 3}))
 
 
 def test_retry() -> None:

@@ -259,6 +259,39 @@ def test_unreadable_status_names_the_field() -> None:
         ),
         (
             {
+                "phase": "Pending",
+                "observedGeneration": 2,
+                "message": "ModelVersion churn-v3 not found",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "VersionNotFound", "message": "churn-v3?"},
+                    {"type": "Stalled", "status": "True", "reason": "VersionNotFound", "message": "churn-v3?"},
+                ],
+            },
+            2,
+            Outcome.FAILED,
+            'modeldeployment "churn" Pending (VersionNotFound): ModelVersion churn-v3 not found',
+        ),
+        (
+            {
+                "phase": "Healthy",
+                "observedGeneration": 2,
+                "stableVersion": "churn-v2",
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "VersionNotVerified",
+                        "message": "verifying churn-v3",
+                    }
+                ],
+            },
+            2,
+            Outcome.WAITING,
+            'Waiting for modeldeployment "churn": churn-v2 serves 100% but it is not Ready (VersionNotVerified): '
+            "verifying churn-v3",
+        ),
+        (
+            {
                 "phase": "Degraded",
                 "observedGeneration": 2,
                 "message": "progress deadline 30m exceeded",
@@ -284,6 +317,11 @@ def test_progress_lines_respect_observed_generation(
 )
 def test_clock(seconds: float, text: str) -> None:
     assert clock(seconds) == text
+
+
+def test_pause_counts_from_the_operators_pause_clock() -> None:
+    status = {**PAUSED_STATUS, "phase": "Paused", "pauseStartedAt": "2026-11-30T11:58:00Z"}
+    assert "  [>] 2/5  pause 10m (8m00s left)" in render(parse_rollout(body(status)), NOW)
 
 
 def test_overdue_timed_pause_says_advancing() -> None:

@@ -91,6 +91,12 @@ def request_abort(rollout: Rollout) -> ControlRequest:
         raise _no_canary(rollout, "abort")
     if s.abort:
         raise Refused(f"{_ref(rollout)}: abort already requested")
+    if s.current_step_index is not None and s.current_step_index >= len(rollout.steps):
+        # The operator ignores an abort once the canary is being promoted: say so now.
+        raise Refused(
+            f"{_ref(rollout)}: all steps are done, {s.canary_version} is being promoted: too late to abort; "
+            f"`modelops rollout undo {rollout.name}` goes back to the previous version"
+        )
     stable = f", {s.stable_version} back to 100%" if s.stable_version else ""
     return ControlRequest(
         {"abort": True},

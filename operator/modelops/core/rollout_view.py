@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelops.api.base import describe_spec_error
+from modelops.api.base import Condition, describe_spec_error
 from modelops.api.modeldeployment import (
     AnalysisRun,
     CanaryStep,
@@ -132,9 +132,12 @@ def pause_remaining(rollout: Rollout, now: datetime) -> float | None:
     if index is None or not 0 <= index < len(steps) or not rollout.in_progress:
         return None
     pause = steps[index].pause
-    if pause is None or pause.duration is None or status.step_started_at is None:
+    # The operator starts the pause clock (pauseStartedAt) when it reaches the step; until then the
+    # step's start is the best guess.
+    started = status.pause_started_at or status.step_started_at
+    if pause is None or pause.duration is None or started is None:
         return None
-    elapsed = (now - status.step_started_at).total_seconds()
+    elapsed = (now - started).total_seconds()
     return parse_duration(pause.duration).total_seconds() - elapsed
 
 
@@ -310,12 +313,17 @@ class Outcome(Enum):
     FAILED = "failed"
 
 
+def _condition(rollout: Rollout, type_: str) -> Condition | None:
+    return next((c for c in rollout.status.conditions if c.type == type_), None)
+
+
 def _reason(rollout: Rollout) -> str:
     """The reason of the condition that explains a failure: Stalled first, then Ready."""
-    for type_ in ("Stalled", "Ready"):
-        for c in rollout.status.conditions:
-            if c.type == type_ and c.reason and (c.status == "True") == (type_ == "Stalled"):
-                return c.reason
+    stalled, ready = _condition(rollout, "Stalled"), _condition(rollout, "Ready")
+    if stalled is not None and stalled.status == "True" and stalled.reason:
+        return stalled.reason
+    if ready is not None and ready.status == "False" and ready.reason:
+        return ready.reason
     return ""
 
 
@@ -328,15 +336,25 @@ def progress(rollout: Rollout) -> tuple[Outcome, str]:
         return Outcome.WAITING, (
             f"Waiting for {name} to be observed by the operator (generation {rollout.generation}, observed {seen})..."
         )
-    if s.phase in FAILED_PHASES:
+    stalled = _condition(rollout, "Stalled")
+    if s.phase in FAILED_PHASES or (stalled is not None and stalled.status == "True"):
+        # kstatus: Stalled=True is a failure that needs a person (invalid spec, missing version...).
         reason = _reason(rollout)
         what = f"{name} {s.phase}" + (f" ({reason})" if reason else "")
-        return Outcome.FAILED, what + (f": {one_line(s.message)}" if s.message else "")
+        message = s.message or (stalled.message if stalled is not None else "")
+        return Outcome.FAILED, what + (f": {one_line(message)}" if message else "")
     if s.phase == RolloutPhase.HEALTHY and s.canary_version is None:
-        ready = ""
+        ready = _condition(rollout, "Ready")
+        if ready is not None and ready.status != "True":
+            return Outcome.WAITING, (
+                f"Waiting for {name}: {s.stable_version or '-'} serves 100% but it is not Ready"
+                + (f" ({ready.reason})" if ready.reason else "")
+                + (f": {one_line(ready.message)}" if ready.message else "")
+            )
+        replicas = ""
         if s.tracks.stable is not None:
-            ready = f", {s.tracks.stable.ready_replicas}/{s.tracks.stable.replicas} ready"
-        return Outcome.SUCCEEDED, f"{name} successfully rolled out: {s.stable_version or '-'} serves 100%{ready}"
+            replicas = f", {s.tracks.stable.ready_replicas}/{s.tracks.stable.replicas} ready"
+        return Outcome.SUCCEEDED, f"{name} successfully rolled out: {s.stable_version or '-'} serves 100%{replicas}"
     steps = rollout.steps
     index = s.current_step_index
     where = ""
