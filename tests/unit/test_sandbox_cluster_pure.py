@@ -368,7 +368,7 @@ def test_rolling_update_fenceposts(surge: Any, unavailable: Any, desired: int, r
     [
         (3, 1, 3, 0, 1),  # room for one surge pod
         (3, 1, 4, 1, 1),  # at the surge limit: wait for old ones to go
-        (3, 1, 2, 1, 2),
+        (3, 1, 2, 1, 3),  # old ones already gone: straight to desired
         (3, 0, 3, 0, 0),
         (1, 1, 1, 0, 1),
         (3, 3, 3, 0, 3),  # never above desired
