@@ -331,7 +331,11 @@ class Auth:
         obj = self._get(f"{kind.lower()}s", namespace, name)
         if obj is None:
             raise not_found(f"{kind.lower()}s", name)
-        if kind == "Pod" and (obj.get("spec") or {}).get("serviceAccountName", "default") != sa_name:
+        pod_spec = obj.get("spec") or {}
+        if (
+            kind == "Pod"
+            and (pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default") != sa_name
+        ):
             raise ApiError(
                 400,
                 f'cannot bind token for serviceaccount "{sa_name}" to pod running with different serviceaccount name.',

@@ -107,6 +107,30 @@ def test_token_bound_to_a_pod_lasts_as_long_as_the_pod(http: httpx.Client) -> No
     )
 
 
+def test_every_namespace_has_a_default_service_account(http: httpx.Client) -> None:
+    """What a pod without serviceAccountName runs as: a token with no permissions, not the admin."""
+    http.post("/api/v1/namespaces", json={"metadata": {"name": "team-a"}})
+    for ns in ("default", "kube-system", "team-a"):
+        assert http.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default").status_code == 200, ns
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    uid = http.post("/api/v1/namespaces/team-a/pods", json=pod).json()["metadata"]["uid"]
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid}
+    token = request_token(http, "default", "team-a", {"boundObjectRef": ref})
+    r = http.get("/api/v1/namespaces/team-a/pods", headers=bearer(token))
+    assert r.json()["message"] == (
+        'pods is forbidden: User "system:serviceaccount:team-a:default" cannot list resource "pods" in API group "" '
+        'in the namespace "team-a"'
+    )
+    r = http.post("/api/v1/namespaces/team-a/serviceaccounts/other/token", json={"spec": {"boundObjectRef": ref}})
+    assert r.status_code == 404  # no such account
+    http.post("/api/v1/namespaces/team-a/serviceaccounts", json={"metadata": {"name": "other"}})
+    r = http.post("/api/v1/namespaces/team-a/serviceaccounts/other/token", json={"spec": {"boundObjectRef": ref}})
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        'cannot bind token for serviceaccount "other" to pod running with different serviceaccount name.',
+    )
+
+
 def test_token_request_for_a_missing_service_account_is_404(http: httpx.Client) -> None:
     r = http.post(f"/api/v1/namespaces/{NS}/serviceaccounts/ghost/token", json={"spec": {}})
     assert r.status_code == 404
