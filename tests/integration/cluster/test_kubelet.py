@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -233,6 +234,11 @@ def test_env_volumes_and_credentials_as_kubernetes_builds_them(workloads: Worklo
     kubeconfig = yaml.safe_load(Path(env["KUBECONFIG"]).read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == w.api.url
     assert kubeconfig["contexts"][0]["context"]["namespace"] == "default"
+    user = kubeconfig["users"][0]["user"]
+    if user:  # an API server with the TokenRequest API: the pod's ServiceAccount, as a projected token
+        claims = json.loads(base64.urlsafe_b64decode(user["token"].split(".")[1] + "=="))
+        assert claims["sub"] == "system:serviceaccount:default:reader"
+        assert Path(user["tokenFile"]).read_text() == user["token"]
 
 
 def test_no_credentials_when_automount_is_off(workloads: Workloads) -> None:

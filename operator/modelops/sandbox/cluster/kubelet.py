@@ -74,6 +74,7 @@ UNSUPPORTED_WAITING = "ImageNotRunnableInSandbox"
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 COMPONENT = "kubelet"
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "COVERAGE_PROCESS_START")
+TOKEN_SECONDS = 3607  # what the kubelet asks for a projected token
 # a run that lasted this long resets the crash-loop back-off, as the kubelet forgets a back-off after 2 x max
 BACKOFF_RESET_SECONDS = 600.0
 
@@ -346,6 +347,7 @@ class PodWorker:
         self._main: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._final = False
+        self._token_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -388,7 +390,9 @@ class PodWorker:
                     proc.kill()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(proc.wait(), 5)
-        tasks: list[asyncio.Task[None] | None] = [self._main, *self._tasks]
+        if self._token_task is not None:
+            self._token_task.cancel()
+        tasks: list[asyncio.Task[None] | None] = [self._main, *self._tasks, self._token_task]
         for task in tasks:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -560,7 +564,7 @@ class PodWorker:
                     if it.get("fieldRef"):
                         files[str(it["path"])] = field_ref(self.pod, str(it["fieldRef"].get("fieldPath"))).encode()
             elif src.get("serviceAccountToken"):
-                token = await self._token(int(src["serviceAccountToken"].get("expirationSeconds") or 3607))
+                token = await self._token(int(src["serviceAccountToken"].get("expirationSeconds") or TOKEN_SECONDS))
                 files[str(src["serviceAccountToken"].get("path") or "token")] = (token or "").encode()
             for rel, content in files.items():
                 target = vdir / rel
@@ -589,7 +593,7 @@ class PodWorker:
     def _service_account(self) -> str:
         return str(self.spec.get("serviceAccountName") or self.spec.get("serviceAccount") or "default")
 
-    async def _token(self, expiration: int = 3607) -> str | None:
+    async def _token(self, expiration: int = TOKEN_SECONDS) -> str | None:
         """A token for the pod's ServiceAccount through the TokenRequest API, bound to this pod."""
         sa = self._service_account()
         body = {
@@ -629,12 +633,22 @@ class PodWorker:
                     raise
         if automount is False:
             return
-        token = await self._token()
-        sa_dir = self.dir / "serviceaccount"
-        (sa_dir / "namespace").write_text(self.namespace)
+        token = await self._token(TOKEN_SECONDS)
+        (self.dir / "serviceaccount" / "namespace").write_text(self.namespace)
+        self._write_credentials(token)
         if token:
-            (sa_dir / "token").write_text(token)
-        user: Obj = {"token": token} if token else {}
+            self._token_task = asyncio.create_task(self._rotate_token(), name=f"token-{self.namespace}/{self.name}")
+
+    def _write_credentials(self, token: str | None) -> None:
+        """Token file and kubeconfig, each replaced atomically (a reader never sees half a file).
+
+        The kubeconfig names the token file too (`tokenFile`, read first by client-go and the Python
+        client), so a client that reloads its config gets the rotated token, as with projected tokens.
+        """
+        sa_dir = self.dir / "serviceaccount"
+        if token:
+            _atomic_write(sa_dir / "token", token)
+        user: Obj = {"token": token, "tokenFile": str(sa_dir / "token")} if token else {}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -646,9 +660,20 @@ class PodWorker:
             "users": [{"name": "pod", "user": user}],
         }
         path = self.dir / "kubeconfig"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        path.chmod(0o600)
+        _atomic_write(path, yaml.safe_dump(config, sort_keys=False))
         self.kubeconfig = path
+
+    async def _rotate_token(self) -> None:
+        """A fresh token at 80% of the old one's life, as the kubelet rotates projected tokens."""
+        while True:
+            await asyncio.sleep(TOKEN_SECONDS * 0.8)
+            try:
+                token = await self._token(TOKEN_SECONDS)
+            except (ApiStatusError, aiohttp.ClientError, TimeoutError) as exc:
+                logger.warning("token of pod %s/%s not rotated: %s", self.namespace, self.name, exc)
+                continue
+            if token:
+                self._write_credentials(token)
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -1028,6 +1053,13 @@ class _MountError(Exception):
 
 class _ConfigError(Exception):
     pass
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
 
 
 def _signal_group(pid: int, sig: int) -> None:
