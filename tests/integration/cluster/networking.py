@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from modelops.sandbox import ApiServer
 from modelops.sandbox.cluster import kube as k
@@ -42,9 +41,13 @@ async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 1
 @dataclass
 class Backend:
     name: str
-    runner: web.AppRunner
+    server: asyncio.Server
     port: int
     hits: int = 0
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
 
 
 @dataclass
@@ -55,19 +58,28 @@ class Cluster:
     backends: dict[str, Backend] = field(default_factory=dict)
 
     async def backend(self, name: str) -> Backend:
-        """An HTTP server on a free port answering its name to any request."""
+        """A minimal HTTP server on a free port answering its name to every (bodiless) request.
 
-        async def handle(request: web.Request) -> web.Response:
-            backend.hits += 1
-            return web.Response(text=name, headers={"X-Path": request.path})
+        Keeps HTTP/1.1 connections open (the gateway reuses them); closes after an HTTP/1.0 one.
+        """
+        body = name.encode()
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        backend = Backend(name, runner, int(runner.addresses[0][1]))
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    backend.hits += 1
+                    writer.write(response)
+                    if b"HTTP/1.0" in head.split(b"\r\n", 1)[0]:
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        backend = Backend(name, server, int(server.sockets[0].getsockname()[1]))
         self.backends[name] = backend
         return backend
 
@@ -126,14 +138,14 @@ async def cluster() -> AsyncIterator[Cluster]:
                 yield c
             finally:
                 for backend in c.backends.values():
-                    await backend.runner.cleanup()
+                    await backend.stop()
 
 
 async def fetch_many(
     url: str, n: int, *, new_connection: bool, headers: dict[str, str] | None = None, clients: int = 4
 ) -> list[str]:
-    """`n` GETs of `url` by `clients` concurrent clients; each on a new TCP connection when
-    `new_connection` (what an L4 balancer sees). Answers are the bodies, or the status when not 200."""
+    """`n` GETs of `url` by `clients` concurrent aiohttp clients; each on a new TCP connection when
+    `new_connection`. Answers are the bodies, or the status when not 200."""
     out: list[str] = []
 
     async def client(count: int) -> None:
@@ -148,4 +160,25 @@ async def fetch_many(
     return out
 
 
-__all__ = ["GATEWAYCLASSES", "Backend", "Cluster", "cluster", "eventually", "fetch_many"]
+async def connect_many(port: int, n: int, clients: int = 4) -> list[str]:
+    """`n` connections to 127.0.0.1:`port`, one HTTP/1.0 request each (what an L4 balancer sees):
+    the response bodies, "" for a connection closed unanswered."""
+    out: list[str] = []
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+            try:
+                data = await reader.read()
+            except ConnectionResetError:
+                data = b""
+            writer.close()
+            out.append(data.partition(b"\r\n\r\n")[2].decode())
+
+    shares = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+    await asyncio.gather(*(client(s) for s in shares if s))
+    return out
+
+
+__all__ = ["GATEWAYCLASSES", "Backend", "Cluster", "cluster", "connect_many", "eventually", "fetch_many"]

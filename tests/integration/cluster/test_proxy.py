@@ -11,7 +11,7 @@ import pytest
 
 from modelops.sandbox.cluster import kube as k
 from modelops.sandbox.cluster.kube import ApiStatusError
-from tests.integration.cluster.networking import Cluster, cluster, eventually, fetch_many
+from tests.integration.cluster.networking import Cluster, cluster, connect_many, eventually
 
 __all__ = ["cluster"]
 
@@ -70,7 +70,7 @@ async def test_round_robin_per_connection_over_2000(cluster: Cluster) -> None:
     port = await cluster.local_port("rr")
     await cluster.ready_endpoints("rr", 3)
 
-    answers = Counter(await fetch_many(f"http://127.0.0.1:{port}/", 2000, new_connection=True))
+    answers = Counter(await connect_many(port, 2000))
 
     assert set(answers) == {"r1", "r2", "r3"}
     for name in ("r1", "r2", "r3"):
@@ -86,7 +86,7 @@ async def test_traffic_follows_the_replica_ratio(cluster: Cluster) -> None:
     port = await cluster.local_port("model")
     await cluster.ready_endpoints("model", 4)
 
-    answers = Counter(a.split("-")[0] for a in await fetch_many(f"http://127.0.0.1:{port}/", 2000, new_connection=True))
+    answers = Counter(a.split("-")[0] for a in await connect_many(port, 2000))
 
     assert abs(answers["canary"] / 2000 - 0.25) < 0.03, answers
     assert abs(answers["stable"] / 2000 - 0.75) < 0.03, answers
@@ -98,13 +98,13 @@ async def test_an_endpoint_that_stops_being_ready_leaves_the_rotation(cluster: C
     await cluster.service("x", {"app": "x"})
     port = await cluster.local_port("x")
     await cluster.ready_endpoints("x", 2)
-    assert set(await fetch_many(f"http://127.0.0.1:{port}/", 10, new_connection=True)) == {"x1", "x2"}
+    assert set(await connect_many(port, 10)) == {"x1", "x2"}
 
-    await cluster.backends["x2"].runner.cleanup()  # the process dies ...
+    await cluster.backends["x2"].stop()  # the process dies ...
     await cluster.set_ready("x2", False)  # ... and its readiness probe fails
     await cluster.ready_endpoints("x", 1)
 
-    assert set(await fetch_many(f"http://127.0.0.1:{port}/", 50, new_connection=True)) == {"x1"}
+    assert set(await connect_many(port, 50)) == {"x1"}
 
     await cluster.set_ready("x1", False)
     await cluster.ready_endpoints("x", 0)
@@ -127,7 +127,7 @@ async def test_listeners_follow_the_service(cluster: Cluster) -> None:
         patch_type="strategic")  # fmt: skip
     alt = await cluster.local_port("s", 8081)
     await cluster.ready_endpoints("s", 1)
-    assert await fetch_many(f"http://127.0.0.1:{alt}/", 1, new_connection=True) == ["s1"]
+    assert await connect_many(alt, 1) == ["s1"]
 
     await cluster.kube.delete(k.SERVICES, "default", "s")
 
