@@ -14,8 +14,10 @@ import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, Literal
+from functools import lru_cache, partial
+from typing import Any, Literal, NoReturn
+
+import yaml
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]
@@ -341,7 +343,7 @@ def _sort_key(element: str) -> tuple[int, str]:
 # -- fieldsV1 encoding ------------------------------------------------------------------------
 
 
-def to_fields_v1(paths: Iterable[Path]) -> Obj:
+def to_fields_v1(paths: Iterable[Path], node_type: type[dict[str, Any]] = dict) -> Obj:
     """Encode a field set as kube's fieldsV1 trie: `.` marks a member that also has children."""
     trie: Obj = {}
     for path in paths:
@@ -349,16 +351,15 @@ def to_fields_v1(paths: Iterable[Path]) -> Obj:
         for element in path:
             node = node.setdefault(element, {})
         node["."] = {}
-    return _finish(trie)
+    return _finish(trie, node_type)
 
 
-def _finish(node: Obj) -> Obj:
-    if set(node) == {"."}:
-        return {}
-    out: Obj = {".": {}} if "." in node else {}
-    for element in sorted((k for k in node if k != "."), key=_sort_key):
-        out[element] = _finish(node[element])
-    return out
+def _finish(node: Obj, node_type: type[dict[str, Any]]) -> Obj:
+    if len(node) == 1 and "." in node:
+        return node_type()
+    items = [(".", node_type())] if "." in node else []
+    items += [(e, _finish(node[e], node_type)) for e in sorted((k for k in node if k != "."), key=_sort_key)]
+    return node_type(items)
 
 
 class ManagedFieldsError(ValueError):
@@ -752,7 +753,7 @@ class Entry:
     fields: FieldSet
     api_version: str
     time: str | None
-    raw: Obj | None = None
+    raw: Frozen | None = None
 
 
 Managers = dict[Key, Entry]
@@ -768,6 +769,28 @@ def _key(entry: Mapping[str, Any]) -> Key:
     )
 
 
+class Frozen(dict[str, Any]):
+    """A managedFields entry (or one of its fieldsV1 nodes) as stored: immutable, so the deep copies
+    the store makes on every write share it instead of copying it, and its decoding is kept on it."""
+
+    decoded: tuple[Key, Entry] | None = None
+
+    def __deepcopy__(self, memo: Any) -> Frozen:
+        return self
+
+    def __copy__(self) -> Frozen:
+        return self
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("managedFields entries are immutable: replace metadata.managedFields instead")
+
+    __setitem__ = __delitem__ = setdefault = pop = popitem = clear = update = __ior__ = _refuse  # type: ignore[assignment]
+
+
+for _representer in (yaml.SafeDumper, yaml.Dumper):  # in-process users may yaml.dump stored objects
+    _representer.add_representer(Frozen, yaml.SafeDumper.represent_dict)
+
+
 def decode(entries: Any) -> Managers:
     """managedFields as kube's DecodeManagedFields reads them; invalid ones raise ManagedFieldsError."""
     out: Managers = {}
@@ -776,6 +799,9 @@ def decode(entries: Any) -> Managers:
     if not isinstance(entries, list):
         raise ManagedFieldsError("managedFields must be a list")
     for n, entry in enumerate(entries):
+        if isinstance(entry, Frozen) and entry.decoded is not None:
+            out[entry.decoded[0]] = entry.decoded[1]
+            continue
         if not isinstance(entry, dict):
             raise ManagedFieldsError(f"managed fields entry {n} must be an object")
         if entry.get("operation") not in (APPLY, UPDATE):
@@ -785,7 +811,8 @@ def decode(entries: Any) -> Managers:
         if entry.get("fieldsType") != "FieldsV1":
             raise ManagedFieldsError(f"invalid fieldsType in managed fields entry {n}")
         fields = frozenset(from_fields_v1(entry.get("fieldsV1") or {}))
-        out[_key(entry)] = Entry(fields, str(entry["apiVersion"]), entry.get("time"), entry)
+        frozen = entry if isinstance(entry, Frozen) else None
+        out[_key(entry)] = Entry(fields, str(entry["apiVersion"]), entry.get("time"), frozen)
     return out
 
 
@@ -798,19 +825,22 @@ def _identity(key: Key) -> str:
 
 def encode(managers: Managers) -> list[Obj] | None:
     """managedFields entries in kube's order (Apply before Update, then by time, manager, version)."""
-    entries = []
+    entries: list[Obj] = []
     for key, entry in managers.items():
-        raw = entry.raw
-        if raw is None:
-            manager, op, _, sub = key
-            raw = {"manager": manager} if manager else {}
-            raw.update(operation=op, apiVersion=entry.api_version)
-            if entry.time:
-                raw["time"] = entry.time
-            raw.update(fieldsType="FieldsV1", fieldsV1=to_fields_v1(entry.fields))
-            if sub:
-                raw["subresource"] = sub
-        entries.append(raw)
+        if entry.raw is not None:
+            entries.append(entry.raw)
+            continue
+        manager, op, _, sub = key
+        raw: Obj = {"manager": manager} if manager else {}
+        raw.update(operation=op, apiVersion=entry.api_version)
+        if entry.time:
+            raw["time"] = entry.time
+        raw.update(fieldsType="FieldsV1", fieldsV1=to_fields_v1(entry.fields, Frozen))
+        if sub:
+            raw["subresource"] = sub
+        frozen = Frozen(raw)
+        frozen.decoded = (key, Entry(entry.fields, entry.api_version, entry.time, frozen))
+        entries.append(frozen)
     entries.sort(
         key=lambda e: (
             e["operation"],
@@ -903,6 +933,24 @@ def _decode_or_empty(entries: Any) -> Managers:
         return {}
 
 
+def _unchanged_kept(before: Managers, managers: Managers) -> Managers:
+    """Entries that end as they began keep their encoded form (re-encoding costs more than the rest)."""
+    for key, entry in managers.items():
+        old = before.get(key)
+        if (
+            old is not None
+            and entry is not old
+            and (old.fields, old.api_version, old.time)
+            == (
+                entry.fields,
+                entry.api_version,
+                entry.time,
+            )
+        ):
+            managers[key] = old
+    return managers
+
+
 def _take(managers: Managers, skip: Key | None, changed: set[Path], removed: set[Path]) -> None:
     """Other managers lose the fields this write changed or removed; empty entries go."""
     lost = changed | removed
@@ -926,6 +974,7 @@ def updated(shape: Shape, old: Obj | None, new: Obj, write: Write, now: str, req
     """
     live = (old or {}).get("metadata", {}).get("managedFields")
     managers = _base(live, requested, write)
+    before = dict(managers)
     cmp = compare(old if old is not None else shape.zero(), new, shape, write.scope)
     changed = cmp.changed
     _take(managers, None, changed, cmp.removed)
@@ -934,7 +983,7 @@ def updated(shape: Shape, old: Obj | None, new: Obj, write: Write, now: str, req
         prev = managers.get(write.key)
         fields = current | prev.fields if prev is not None else current
         managers[write.key] = Entry(frozenset(fields), write.api_version, now)
-    return encode(_cap(managers))
+    return encode(_cap(_unchanged_kept(before, managers)))
 
 
 @dataclass(frozen=True)
@@ -992,6 +1041,7 @@ def applied(shape: Shape, live: Obj | None, config: Obj, write: Write, now: str)
     applied_set = _in_scope(to_set(config, shape, strict=True), scope)
     key = write.key
     last = managers.get(key)
+    before = dict(managers)
     managers[key] = Entry(applied_set, write.api_version, last.time if last else None)
     merged = merge(live if live is not None else {}, config, shape)
     if last is not None:
@@ -1013,10 +1063,8 @@ def applied(shape: Shape, live: Obj | None, config: Obj, write: Write, now: str)
     else:
         # the time moves only when the object changed (kube: a no-op apply returns the live object)
         time = now if (changed or cmp.removed) else (last.time if last else None)
-        if last is not None and (last.fields, last.api_version, last.time) == (mine, write.api_version, time):
-            managers[key] = last
-        else:
-            managers[key] = Entry(mine, write.api_version, time)
+        managers[key] = Entry(mine, write.api_version, time)
+    managers = _unchanged_kept(before, managers)
     meta = merged.setdefault("metadata", {})
     encoded = encode(_cap(managers))
     if encoded is None:
@@ -1036,6 +1084,11 @@ def manager_for(field_manager: str | None, user_agent: str | None) -> str | None
         return field_manager
     if user_agent is None:
         return None
+    return _agent_prefix(user_agent)
+
+
+@lru_cache(maxsize=64)
+def _agent_prefix(user_agent: str) -> str:
     out = ""
     for ch in user_agent.split("/", 1)[0]:
         if not ch.isprintable():
