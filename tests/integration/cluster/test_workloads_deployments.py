@@ -167,3 +167,79 @@ def test_rolling_update_stops_old_pods_only_after_new_ones_are_ready(workloads: 
         assert model["versions"] == ["2"]
     reasons = [e["message"] for e in w.api.items(f"{CORE}/events") if e["reason"] == "ScalingReplicaSet"]
     assert f"Scaled down replica set {old_rs['metadata']['name']} from 1 to 0" in reasons
+
+
+def sleeper_deployment(name: str, replicas: int, marker: str, **spec_extra: object) -> Obj:
+    container: Obj = {
+        "name": "main",
+        "image": IMAGE,
+        "command": ["sleep", "300"],
+        "env": [{"name": "M", "value": marker}],
+    }
+    container.update(spec_extra.pop("container", {}))  # type: ignore[call-overload]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
+            },
+            **spec_extra,
+        },
+    }
+
+
+def test_recreate_stops_every_old_pod_before_new_ones_start(workloads: Workloads) -> None:
+    w = workloads
+    w.api.create(f"{APPS}/deployments", sleeper_deployment("rec", 2, "a", strategy={"type": "Recreate"}))
+
+    def available(n: int, generation: int) -> bool:
+        s = w.api.get(f"{APPS}/deployments/rec").get("status") or {}
+        return (
+            s.get("observedGeneration") == generation
+            and s.get("availableReplicas") == n
+            and s.get("updatedReplicas") == n
+        )
+
+    w.api.wait(lambda: available(2, 1), what="2 available")
+    (old_rs,) = w.api.items(f"{APPS}/replicasets")
+    w.api.patch(
+        f"{APPS}/deployments/rec", {"spec": {"template": sleeper_deployment("rec", 2, "b")["spec"]["template"]}}
+    )
+    deadline = time.monotonic() + 30
+    while not available(2, 2):
+        hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in w.api.pods("app=rec")}
+        assert len(hashes) <= 1, hashes  # never old and new pods at once
+        assert time.monotonic() < deadline, "Recreate did not finish within 30 s"
+        time.sleep(0.05)
+    old = w.api.get(f"{APPS}/replicasets/{old_rs['metadata']['name']}")
+    assert old["spec"]["replicas"] == 0
+
+
+def test_progress_deadline_exceeded_when_pods_never_become_ready(workloads: Workloads) -> None:
+    w = workloads
+    never_ready = {"readinessProbe": {"tcpSocket": {"port": 7}, "periodSeconds": 1}, "ports": [{"containerPort": 7}]}
+    w.api.create(
+        f"{APPS}/deployments", sleeper_deployment("stuck", 1, "a", progressDeadlineSeconds=1, container=never_ready)
+    )
+
+    def timed_out() -> Obj | None:
+        d = w.api.get(f"{APPS}/deployments/stuck")
+        c = condition(d, "Progressing")
+        return d if c is not None and c["reason"] == "ProgressDeadlineExceeded" else None
+
+    d = w.api.wait(timed_out, what="Progressing=False ProgressDeadlineExceeded")
+    progressing = condition(d, "Progressing")
+    assert progressing is not None
+    (rs,) = w.api.items(f"{APPS}/replicasets")
+    assert progressing["status"] == "False"
+    assert progressing["message"] == f'ReplicaSet "{rs["metadata"]["name"]}" has timed out progressing.'
+    available = condition(d, "Available")
+    assert available is not None
+    assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
+    assert d["status"]["unavailableReplicas"] == 1
+    assert "readyReplicas" not in d["status"]
