@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modelops.sandbox import auth, openapi, protobuf, tables
+from modelops.sandbox import auth, openapi, podlogs, protobuf, tables
 from modelops.sandbox.errors import ApiError
 from modelops.sandbox.protobuf import ProtobufError
 from modelops.sandbox.resources import Resource
@@ -110,8 +110,11 @@ class ApiServer:
         bookmark_interval: float = 5.0,
         strict_crds: bool = True,
         sock: socket.socket | None = None,
+        pod_log_dir: Path | str | None = None,
     ) -> None:
         self.host = host
+        # where the workload runner writes container output (`<dir>/<ns>/<pod>/<container>.log`): pods/log
+        self.pod_log_dir = Path(pod_log_dir) if pod_log_dir else None
         self.port = port
         # an already listening socket (`sandbox up` binds it before its slow start, so that clients
         # started meanwhile wait in the backlog instead of being refused)
@@ -374,6 +377,8 @@ class ApiServer:
         fv = q.get("fieldValidation", "")
         if sub == "token" and res.key == auth.SERVICE_ACCOUNTS and request.method == "POST":
             return _json(self.auth.token_request(namespace or "", name, await self._body(request)), 201)
+        if sub == "log" and res.key == ("", "pods") and request.method == "GET":
+            return await podlogs.serve(request, lambda: self.store.get(res, namespace, name), self.pod_log_dir)
         if sub is not None and (sub != "status" or not res.status):
             raise ApiError(404, "the server could not find the requested resource")
         if request.method == "GET":

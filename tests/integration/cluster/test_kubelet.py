@@ -5,14 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
+import requests
 import yaml
 
+from modelops.sandbox import ServerThread
+from modelops.sandbox.cluster import RunnerThread
 from tests.integration.cluster.conftest import (
     CORE,
     IMAGE,
+    Api,
     Obj,
     Workloads,
     alive,
@@ -381,3 +387,29 @@ def test_stop_leaves_no_process_behind_not_even_grandchildren(workloads: Workloa
     w.runner.stop()  # grace capped: the stubborn one is SIGKILLed within seconds, not 30
     assert ours() == []
     assert not any(alive(p) for p in w.pids())
+
+
+def test_kubectl_logs_shows_the_process_output(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with ServerThread(port=0, pod_log_dir=state / "pods") as server, RunnerThread(server.url, state, IMAGE) as runner:
+        api = Api(server.url)
+        script = "import sys; print('first start', flush=True); sys.exit(1)"
+        api.create(f"{CORE}/pods", {
+            "metadata": {"name": "talker"},
+            "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": IMAGE, "command": ["python", "-c", script]}]},
+        })  # fmt: skip
+        api.wait_pod("talker", lambda p: container_status(p).get("restartCount", 0) >= 1, "restarted once")
+        r = requests.get(f"{server.url}{CORE}/pods/talker/log", params={"previous": "true"}, timeout=10)
+        assert (r.status_code, r.text) == (200, "first start\n")
+        r = requests.get(f"{server.url}{CORE}/pods/talker/log", params={"container": "nope"}, timeout=10)
+        assert r.status_code == 400
+        assert r.json()["message"] == "container nope is not valid for pod talker"
+        if shutil.which("kubectl"):
+            kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+            out = subprocess.run(
+                ["kubectl", "--kubeconfig", str(kubeconfig), "logs", "talker", "--tail", "1", "--previous"],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+            assert out.stdout == "first start\n"
+        pids = runner.runner.pids()
+    assert not any(alive(p) for p in pids)
