@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -91,19 +92,23 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return str(cur)
 
 
-def field_matcher(expr: str | None) -> Matcher:
-    """Compile a fieldSelector: equality on `metadata.name`, `metadata.namespace` or any dotted path."""
+def field_matcher(
+    expr: str | None, fields: Callable[[str], Callable[[Mapping[str, Any]], str]] | None = None
+) -> Matcher:
+    """Compile a fieldSelector (`=`, `==`, `!=`); `fields` maps a label to what it reads (and refuses the
+    labels the kind does not support, see fieldlabels.resolver); without it any dotted path is accepted."""
     if not expr:
         return lambda obj: True
-    reqs: list[tuple[str, bool, str]] = []
+    reqs: list[tuple[Callable[[Mapping[str, Any]], str], bool, str]] = []
     for part in _split(expr):
         m = re.match(r"^\s*([A-Za-z0-9_./-]+)\s*(==|!=|=)\s*(.*?)\s*$", part)
         if not m:
             raise SelectorError(f"invalid selector: {part!r}; can't understand {part!r}")
         path, op, val = m.groups()
-        reqs.append((path, op != "!=", val))
+        get = fields(path) if fields is not None else functools.partial(_field_value, path=path)
+        reqs.append((get, op != "!=", val))
 
     def match(obj: Mapping[str, Any]) -> bool:
-        return all((_field_value(obj, p) == v) == eq for p, eq, v in reqs)
+        return all((get(obj) == v) == eq for get, eq, v in reqs)
 
     return match

@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modelops.sandbox import auth, openapi, podlogs, protobuf, tables
+from modelops.sandbox import auth, fieldlabels, openapi, podlogs, protobuf, tables
 from modelops.sandbox.errors import ApiError
 from modelops.sandbox.protobuf import ProtobufError
-from modelops.sandbox.resources import Resource
-from modelops.sandbox.selectors import SelectorError, field_matcher, label_matcher
+from modelops.sandbox.resources import CRD_KEY, Resource
+from modelops.sandbox.selectors import Matcher, SelectorError, field_matcher, label_matcher
 from modelops.sandbox.store import Store
 
 logger = logging.getLogger(__name__)
@@ -302,6 +302,11 @@ class ApiServer:
 
     # -- collections and items ----------------------------------------------------------------
 
+    def _field_matcher(self, res: Resource, expr: str | None) -> Matcher:
+        """A fieldSelector on the fields `res` supports (400 on others, as kube-apiserver answers)."""
+        crd = self.store.objects[CRD_KEY].get(("", res.crd_name)) if res.crd_name else None
+        return field_matcher(expr, fieldlabels.resolver(res, crd))
+
     @staticmethod
     async def _body(request: web.Request) -> Any:
         raw = await request.read()
@@ -341,7 +346,7 @@ class ApiServer:
             review = self.auth.review(request.method, res, namespace, request["user"], await self._body(request))
             return _json(review, 201)
         q = request.query
-        labels, fields = label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"))
+        labels, fields = label_matcher(q.get("labelSelector")), self._field_matcher(res, q.get("fieldSelector"))
         dry = q.get("dryRun") == "All"
         if request.method == "GET":
             out = self.store.list_objects(res, namespace, labels, fields, int(q.get("limit") or 0), q.get("continue"))
@@ -405,7 +410,7 @@ class ApiServer:
     # -- watch --------------------------------------------------------------------------------
 
     async def _watch(self, request: web.Request, res: Resource, namespace: str | None, q: Any) -> web.StreamResponse:
-        labels, fields = label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"))
+        labels, fields = label_matcher(q.get("labelSelector")), self._field_matcher(res, q.get("fieldSelector"))
         since = q.get("resourceVersion")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         initial_end = q.get("sendInitialEvents") in ("true", "1") and bookmarks

@@ -169,8 +169,11 @@ async def test_operator_diff_sees_the_defaulted_fields_and_reapply_writes_nothin
         assert out["metadata"]["resourceVersion"] == rv, (method, kw)
         assert out["metadata"]["generation"] == 1
         assert out["spec"]["revisionHistoryLimit"] == 10
-    # server-side apply: the second apply of the same manifest by the same manager writes nothing
-    applied = {**desired, "metadata": {**desired["metadata"], "name": "web2"}}
+    # server-side apply: the second apply of the same manifest by the same manager writes nothing. (A
+    # fieldRef is atomic, so an applied one without its defaulted apiVersion would replace the live one,
+    # count as a change and move the manager's time, on a real cluster too.)
+    applied = copy.deepcopy({**desired, "metadata": {**desired["metadata"], "name": "web2"}})
+    applied["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["apiVersion"] = "v1"
     first = await http.ok("PATCH", f"{DEP}/web2", json.dumps(applied), ctype=APPLY, fieldManager="gitops")
     assert first["spec"]["progressDeadlineSeconds"] == 600
     again = await http.ok("PATCH", f"{DEP}/web2", json.dumps(applied), ctype=APPLY, fieldManager="gitops")

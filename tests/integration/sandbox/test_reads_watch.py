@@ -44,7 +44,7 @@ async def test_field_selectors_and_list_metadata(http: Client) -> None:
     await _configmaps(http)
     out = await http.ok("GET", CM, fieldSelector="metadata.name=b")
     assert [i["metadata"]["name"] for i in out["items"]] == ["b"]
-    out = await http.ok("GET", CM, fieldSelector="metadata.name!=b,data.k!=c")
+    out = await http.ok("GET", CM, fieldSelector="metadata.name!=b,metadata.name!=c")
     assert [i["metadata"]["name"] for i in out["items"]] == ["a"]
     assert out["kind"] == "ConfigMapList"
     assert out["apiVersion"] == "v1"
