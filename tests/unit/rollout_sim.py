@@ -4,6 +4,7 @@ property tests can walk a whole rollout through ``decide`` without I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -61,6 +62,9 @@ class Sim:
     auto_ready: bool = True
     """Pods become ready as soon as they exist (a controller and kubelet that never fail)."""
     decisions: list[Decision] = field(default_factory=list)
+    measurer: Callable[[str, datetime], MetricResult] = field(
+        default=lambda name, now: MetricResult(name=name, value=0.0, phase="Successful", time=now)
+    )
 
     def observations(self, measurements: tuple[MetricResult, ...] = ()) -> RolloutObservations:
         sel = Selection(version(self.target)) if self.target else Selection(None, "NotFound", "missing")
@@ -97,18 +101,25 @@ class Sim:
             for t in (self.stable, self.canary):
                 t.ready = t.replicas
 
-    def step(self, measurements: tuple[MetricResult, ...] = ()) -> Decision:
-        d = self.decide(measurements)
+    def step(self) -> Decision:
+        """One reconcile as the handler does it: decide, measure what is due, decide again, apply."""
+        d = self.decide()
+        if d.measure:
+            d = self.decide(tuple(self.measurer(name, self.now) for name in d.measure))
         self.apply(d)
         self.settle()
         return d
 
-    def run(self, max_steps: int = 50, advance: timedelta = timedelta(seconds=1)) -> None:
-        """Reconcile until nothing changes (a fixpoint); time moves by ``advance`` per pass."""
+    def run(self, max_steps: int = 200, advance: timedelta = timedelta(seconds=1), follow_clock: bool = True) -> None:
+        """Reconcile until nothing changes and nothing is due; time moves by ``advance`` per pass,
+        or jumps to the decision's ``wait_until`` (a pause end, a measurement) when idle."""
         for _ in range(max_steps):
             before = (self.status, replace(self.stable), replace(self.canary))
-            self.step()
+            d = self.step()
             if (self.status, self.stable, self.canary) == before:
-                return
-            self.now += advance
+                if not follow_clock or d.wait_until is None:
+                    return
+                self.now = max(self.now + advance, d.wait_until)
+            else:
+                self.now += advance
         raise AssertionError(f"no fixpoint after {max_steps} passes: {self.status.message}")

@@ -495,19 +495,15 @@ def _in_handover(p: _Plan, cv: str, crev: str | None) -> bool:
     """The stable already runs the canary's version: promotion is past the point of no return.
 
     Read from status, or from the live stable Deployment when the operator died between
-    rewriting the stable's template and recording it.
+    rewriting the stable's template and recording it (nothing else ever gives the stable track
+    the canary's version and revision).
     """
     st = p.status
     stable_rev = st.tracks.stable.revision if st.tracks.stable else None
-    if (st.stable_version, stable_rev) == (cv, crev) and (st.current_step_index or 0) >= len(p.steps):
+    if (st.stable_version, stable_rev) == (cv, crev):
         return True
     live = p.obs.stable
-    return (
-        (st.current_step_index or 0) >= len(p.steps)
-        and st.canary_weight == 100
-        and live.exists
-        and (live.version, live.revision) == (cv, crev)
-    )
+    return live.exists and (live.version, live.revision) == (cv, crev)
 
 
 def _advance(p: _Plan, index: int) -> None:
