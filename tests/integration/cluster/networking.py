@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -160,6 +163,22 @@ async def fetch_many(
     return out
 
 
+async def load(url: str, n: int, *, concurrency: int = 4, keepalive: bool = True) -> Counter[str]:
+    """`n` GETs of `url`, the status codes counted. With `hey` when installed: the load then runs in
+    its own process and the event loop under test keeps the CPU; else with aiohttp in this loop."""
+    if shutil.which("hey") is None:
+        answers = await fetch_many(url, n, new_connection=not keepalive, clients=concurrency)
+        return Counter("200" if not a.isdigit() else a for a in answers)
+    args = ["hey", "-n", str(n), "-c", str(concurrency), *([] if keepalive else ["-disable-keepalive"]), url]
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    codes = Counter({m[0]: int(m[1]) for m in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)})
+    assert sum(codes.values()) == n, text  # every request answered (hey lists errors separately)
+    return codes
+
+
 async def connect_many(port: int, n: int, clients: int = 4) -> list[str]:
     """`n` connections to 127.0.0.1:`port`, one HTTP/1.0 request each (what an L4 balancer sees):
     the response bodies, "" for a connection closed unanswered."""
@@ -181,4 +200,4 @@ async def connect_many(port: int, n: int, clients: int = 4) -> list[str]:
     return out
 
 
-__all__ = ["GATEWAYCLASSES", "Backend", "Cluster", "cluster", "connect_many", "eventually", "fetch_many"]
+__all__ = ["GATEWAYCLASSES", "Backend", "Cluster", "cluster", "connect_many", "eventually", "fetch_many", "load"]

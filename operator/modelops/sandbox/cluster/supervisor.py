@@ -131,10 +131,19 @@ def live_state(layout: Layout) -> Obj | None:
     state = read_state(layout)
     if state is None:
         return None
-    if alive(state["pid"]):
+    if alive(state["pid"]) and _is_supervisor(state["pid"], layout):
         return state
     clear_state(layout)
     return None
+
+
+def _is_supervisor(pid: int, layout: Layout) -> bool:
+    """The pid is still this directory's supervisor (not a recycled pid of something else)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"supervise" in argv and str(layout.root).encode() in argv
 
 
 def clear_state(layout: Layout) -> None:
@@ -252,10 +261,8 @@ def stop(layout: Layout, *, grace: float = 4.0) -> bool:
     Returns False when nothing was running. Afterwards no recorded process is alive.
     """
     state = read_state(layout)
-    if state is None or not alive(state["pid"]):
-        leftovers = [p for p in recorded_pids(layout, state) if alive(p)]
-        _kill_groups(leftovers)
-        clear_state(layout)
+    if state is None or not alive(state["pid"]) or not _is_supervisor(state["pid"], layout):
+        clear_state(layout)  # a dead supervisor's children died with it (parent-death signal)
         return False
     pid = int(state["pid"])
     pids = recorded_pids(layout, state)
@@ -305,7 +312,8 @@ class ChildProcess:
             )  # fmt: skip
         logger.info("%s started, pid %d", self.name, self.proc.pid)
 
-    async def stop(self, grace: float = 2.0) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """SIGTERM, SIGKILL after `grace`: the operator keeps its state in status, a hard stop loses nothing."""
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
@@ -438,7 +446,7 @@ class Supervisor:
             await prometheus.start()
             self._prometheus = prometheus
             self._processes.append(prometheus.stop)
-            components["prometheus"] = {"pid": prometheus.pid, "url": prometheus.url,
+            components["prometheus"] = {"pid": prometheus.pid, "url": prometheus.url, "port": prometheus.port,
                                         "log": str(prometheus.log_path)}  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         if prometheus is not None:
@@ -455,6 +463,8 @@ class Supervisor:
         components["operator"] = {
             "pid": operator.pid,
             "url": f"http://127.0.0.1:{health_port}/healthz",
+            "port": health_port,
+            "metricsPort": metrics_port,
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
             "log": str(operator.log_path),
         }
@@ -481,7 +491,7 @@ class Supervisor:
                 f"API server: cannot listen on 127.0.0.1:{api_port}: {exc.strerror or exc}; see {supervisor_log}"
             ) from None
         self._loops.append(api.stop)
-        components["apiserver"] = {"pid": os.getpid(), "url": api.url, "log": supervisor_log}
+        components["apiserver"] = {"pid": os.getpid(), "url": api.url, "port": api.port, "log": supervisor_log}
 
         # 3. in this loop: runner (controllers + kubelet), endpoints, proxy, gateway, scrape targets
         runner = WorkloadRunner(
