@@ -1,21 +1,20 @@
-"""Run the demo end to end; returns a process exit code."""
+"""Run the demo end to end on the sandbox cluster; returns a process exit code."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
-from modelops.api.crdgen import KINDS, crd
-from modelops.demo import drift_act, registry_act
+from modelops.demo import drift_act, registry_act, rollout_act
 from modelops.demo.stage import DemoFailure, Stage
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
-from modelops.runner import OperatorConfig, OperatorThread
-from modelops.telemetry import REGISTRY
 
 
 def find_examples() -> Path:
@@ -25,43 +24,62 @@ def find_examples() -> Path:
     raise DemoFailure("examples/ not found: run the demo from the repository checkout")
 
 
-def _metric_lines(prefix: str) -> list[str]:
-    from prometheus_client import generate_latest
-
-    return [line for line in generate_latest(REGISTRY).decode().splitlines() if line.startswith(prefix)]
+def _metric_lines(url: str, prefixes: tuple[str, ...]) -> list[str]:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return [line for line in text.splitlines() if line.startswith(prefixes)]
 
 
 def run_demo() -> int:
-    from modelops.sandbox import ServerThread
+    from modelops.sandbox.cluster.supervisor import Layout, SandboxError, start, stop
 
     started = time.monotonic()
-    for noisy in ("kopf", "modelops", "aiohttp", "kubernetes"):
+    for noisy in ("modelops", "aiohttp", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)  # "signals ignored in a thread"
     examples = find_examples()
-    with tempfile.TemporaryDirectory(prefix="modelops-demo-") as tmp, ServerThread(port=0) as server:
-        kubeconfig = str(server.write_kubeconfig(Path(tmp) / "kubeconfig"))
-        api_client = load_api_client(kubeconfig)
-        ext = client.ApiextensionsV1Api(api_client)
-        for kind in KINDS:
-            ext.create_custom_resource_definition(crd(kind))  # type: ignore[arg-type]
-        stage = Stage(CustomObjects(api_client), client.CoreV1Api(api_client), examples, started=started)
-        stage.heading("Setup")
-        stage.say(f"fake Kubernetes API server at {server.url} (kubeconfig {kubeconfig})")
-        stage.say(f"CRDs installed: {', '.join(k.kind for k in KINDS)}")
-        cfg = OperatorConfig(namespaces=["default"], kubeconfig=kubeconfig, health_port=None, metrics_port=None)
-        with OperatorThread(cfg):
-            stage.say("operator running (namespace default)")
-            try:
-                registry_act.run(stage)
-                drift_act.run(stage)
-            except DemoFailure as exc:
-                print(f"\nDEMO FAILED: {exc}")
-                return 1
-            stage.heading("Operator metrics (excerpt)")
-            lines = _metric_lines("modelops_model_version_info") + _metric_lines("modelops_reconcile_total")
-            lines += _metric_lines("modelops_drift_detected") + _metric_lines("modelops_drift_score")
-            for line in lines:
-                print("  " + line)
+    with tempfile.TemporaryDirectory(prefix="modelops-demo-") as tmp:
+        layout = Layout(Path(tmp) / "sandbox")
+        try:
+            state: dict[str, Any] = start(layout, scrape_interval=1.0, restart_backoff=1.0)
+        except SandboxError as exc:
+            print(f"DEMO FAILED: cannot start the sandbox cluster: {exc}")
+            return 1
+        try:
+            return _acts(state, examples, started)
+        finally:
+            stop(layout)
+
+
+def _acts(state: dict[str, Any], examples: Path, started: float) -> int:
+    kubeconfig = state["kubeconfig"]
+    components = state["components"]
+    api_client = load_api_client(kubeconfig)
+    stage = Stage(CustomObjects(api_client), client.CoreV1Api(api_client), examples, started=started)
+    stage.heading("Setup: the sandbox cluster (`modelops sandbox up`)")
+    stage.say(f"API server {components['apiserver']['url']}, kubeconfig {kubeconfig}, CRDs installed")
+    stage.say(f"operator: `modelops run -A` (pid {components['operator']['pid']}), workload runner, service proxy")
+    prometheus = components.get("prometheus") or {}
+    if prometheus.get("url"):
+        stage.say(f"Prometheus {prometheus['url']} scraping the operator and every model-server pod")
+    else:
+        print(f"\nDEMO FAILED: {prometheus.get('missing', 'Prometheus did not start')}")
+        return 1
+    try:
+        registry_act.run(stage)
+        drift_act.run(stage)
+        rollout_act.run(stage)
+    except DemoFailure as exc:
+        print(f"\nDEMO FAILED: {exc}")
+        return 1
+    stage.heading("Operator metrics (excerpt, from its /metrics)")
+    prefixes = (
+        "modelops_model_version_info",
+        "modelops_reconcile_total",
+        "modelops_drift_detected",
+        "modelops_rollout_phase",
+        "modelops_rollout_canary_weight",
+    )
+    for line in _metric_lines(components["operator"]["metrics"], prefixes):
+        if not line.endswith(" 0.0") or "rollout_phase" not in line:
+            print("  " + line)
     print(f"\nDemo finished in {time.monotonic() - started:.1f}s: all steps behaved as shown.")
     return 0
