@@ -83,8 +83,8 @@ def test_history_limits_delete_old_jobs(workloads: Workloads) -> None:
 
 def test_forbid_skips_runs_while_one_is_active_and_suspend_stops_it(workloads: Workloads) -> None:
     w = workloads
-    # each run takes ~3 cron minutes: under Forbid no second Job may exist while the first runs
-    w.api.create(f"{BATCH}/cronjobs", cronjob("solo", ["python", "-c", "import time; time.sleep(3)"],
+    # each run takes ~2 cron minutes: under Forbid no second Job may exist while the first runs
+    w.api.create(f"{BATCH}/cronjobs", cronjob("solo", ["python", "-c", "import time; time.sleep(2)"],
                                               concurrencyPolicy="Forbid"))  # fmt: skip
     (first,) = w.api.wait(lambda: jobs_of(w, "solo"), what="a first Job")
     deadline = time.monotonic() + 30
@@ -102,8 +102,8 @@ def test_forbid_skips_runs_while_one_is_active_and_suspend_stops_it(workloads: W
     before = {j["metadata"]["name"] for j in jobs_of(w, "solo")}
     cj = w.api.get(f"{BATCH}/cronjobs/solo")
     last = cj["status"]["lastScheduleTime"]
-    # four cron minutes pass without a new Job
+    # three cron minutes pass without a new Job
     w.api.wait(lambda: all(complete(j) for j in jobs_of(w, "solo")), within=20, what="running Jobs finish")
-    time.sleep(4.0)
+    time.sleep(3.0)
     assert {j["metadata"]["name"] for j in jobs_of(w, "solo")} <= before
     assert w.api.get(f"{BATCH}/cronjobs/solo")["status"]["lastScheduleTime"] == last

@@ -127,27 +127,57 @@ def test_deployment_scaled_1_3_1_with_pods_replicaset_and_status(workloads: Work
     assert alive(pid_of(kept))
 
 
+# an HTTP server that turns ready a second after it starts, answering its version
+SLOW_READY = """
+import http.server, json, os, time
+port = json.loads(os.environ["MODELOPS_SANDBOX_PORT_MAP"])["8080"]
+start = time.monotonic()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path != "/ready" or time.monotonic() - start > 1.0
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+        self.wfile.write(os.environ["VERSION"].encode())
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def web_template(version: str) -> Obj:
+    container = {
+        "name": "web",
+        "image": IMAGE,
+        "command": ["python", "-c", SLOW_READY],
+        "env": [{"name": "VERSION", "value": version}],
+        "ports": [{"containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
+    }
+    return {
+        "metadata": {"labels": {"app": "churn"}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
+    }
+
+
 def test_rolling_update_stops_old_pods_only_after_new_ones_are_ready(workloads: Workloads) -> None:
     w = workloads
-    w.api.create(f"{APPS}/deployments", deployment(1))
-    w.api.wait(lambda: settled(w, 1, 1), within=40, what="1 replica ready")
+    w.api.create(
+        f"{APPS}/deployments", {**deployment(2), "spec": {**deployment(2)["spec"], "template": web_template("1")}}
+    )
+    w.api.wait(lambda: settled(w, 2, 1), within=30, what="2 replicas ready")
     (old_rs,) = w.api.items(f"{APPS}/replicasets")
 
-    new_template = {
-        "metadata": {"labels": {"app": "churn"}},
-        "spec": server_pod_spec(artifact="churn-v2.joblib", version="2"),
-    }
-    w.api.patch(f"{APPS}/deployments/churn", {"spec": {"template": new_template}})
-    # defaults 25% / 25% of 1: surge 1, unavailable 0 -> never without a ready pod, never more than 2 pods
+    w.api.patch(f"{APPS}/deployments/churn", {"spec": {"template": web_template("2")}})
+    # defaults 25% / 25% of 2: surge 1, unavailable 0 -> never fewer than 2 ready pods, never more than 3
     samples = 0
-    deadline = time.monotonic() + 60
-    while settled(w, 1, 2) is None:
+    deadline = time.monotonic() + 30
+    while settled(w, 2, 2) is None:
         pods = w.api.pods("app=churn")
         live = [p for p in pods if p["status"].get("phase") in ("Pending", "Running")]
-        assert sum(1 for p in live if ready(p)) >= 1, [p["metadata"]["name"] for p in live]
-        assert len(live) <= 2
+        assert sum(1 for p in live if ready(p)) >= 2, [p["metadata"]["name"] for p in live]
+        assert len(live) <= 3
         samples += 1
-        assert time.monotonic() < deadline, "rollout did not finish within 60 s"
+        assert time.monotonic() < deadline, "rollout did not finish within 30 s"
         time.sleep(0.05)
     assert samples > 0
 
@@ -163,10 +193,18 @@ def test_rolling_update_stops_old_pods_only_after_new_ones_are_ready(workloads: 
     assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     for pod in w.api.pods("app=churn"):
         assert pod["metadata"]["labels"]["pod-template-hash"] == new["metadata"]["labels"]["pod-template-hash"]
-        model = requests.get(f"http://127.0.0.1:{host_port(pod)}/v2/models/churn", timeout=5).json()
-        assert model["versions"] == ["2"]
-    reasons = [e["message"] for e in w.api.items(f"{CORE}/events") if e["reason"] == "ScalingReplicaSet"]
-    assert f"Scaled down replica set {old_rs['metadata']['name']} from 1 to 0" in reasons
+        assert requests.get(f"http://127.0.0.1:{host_port(pod)}/", timeout=5).text == "2"
+    events = sorted(w.api.items(f"{CORE}/events"), key=lambda e: int(e["metadata"]["resourceVersion"]))
+    messages = [e["message"] for e in events if e["reason"] == "ScalingReplicaSet"]
+    old_name, new_name = old_rs["metadata"]["name"], new["metadata"]["name"]
+    # kube's sequence for 2 replicas, surge 1, unavailable 0
+    assert messages == [
+        f"Scaled up replica set {old_name} from 0 to 2",
+        f"Scaled up replica set {new_name} from 0 to 1",
+        f"Scaled down replica set {old_name} from 2 to 1",
+        f"Scaled up replica set {new_name} from 1 to 2",
+        f"Scaled down replica set {old_name} from 1 to 0",
+    ]
 
 
 def sleeper_deployment(name: str, replicas: int, marker: str, **spec_extra: object) -> Obj:

@@ -83,6 +83,7 @@ class CronJobController(Controller):
         self.jobs = informers["jobs"]
         self.clock = VirtualClock(minute_seconds)
         self._reported: set[tuple[str, str]] = set()
+        self._forbidden: dict[str, datetime] = {}
         self.cronjobs.add_handler(lambda _t, obj, _old: self.enqueue(obj))
         self.jobs.add_handler(self._on_job)
 
@@ -156,9 +157,8 @@ class CronJobController(Controller):
                                 "or check clock skew")  # fmt: skip
         policy = str(spec.get("concurrencyPolicy") or "Allow")
         if policy == "Forbid" and active:
-            seen = (str(uid), f"forbid-{scheduled.isoformat()}")
-            if seen not in self._reported:
-                self._reported.add(seen)
+            if self._forbidden.get(uid) != scheduled:  # one Event per skipped run, not per look
+                self._forbidden[uid] = scheduled
                 await post_event(self.kube, cj, "Normal", "JobAlreadyActive",
                                  "Not starting job because prior execution is running and concurrency policy is Forbid",
                                  COMPONENT)  # fmt: skip

@@ -82,6 +82,7 @@ class JobController(Controller):
             return None
         job = copy.deepcopy(job)
         if job_finished(job):
+            self._failures_seen.pop(job["metadata"]["uid"], None)
             return await self._ttl(job)
         spec = job.get("spec") or {}
         uid = job["metadata"]["uid"]
