@@ -106,6 +106,12 @@ def test_promote_refusals(status: dict[str, Any], full: bool, message: str) -> N
         request_promote(rollout(status), full=full)
 
 
+def test_degraded_canary_without_auto_rollback_can_still_be_promoted_or_aborted() -> None:
+    degraded = {**RUNNING, "phase": "Degraded", "message": "canary churn-v2: errors 0.2 > 0.01; abort or promote"}
+    assert request_promote(rollout(degraded)).patch == {"promoteStep": 0}
+    assert request_abort(rollout(degraded)).patch == {"abort": True}
+
+
 def test_abort() -> None:
     check(
         request_abort(rollout(RUNNING)),
@@ -164,6 +170,12 @@ def test_pause_and_resume() -> None:
             "a step, not a user pause: `modelops rollout promote churn` goes on",
         ),
         (RUNNING, {}, r"is not paused by a user \(phase Progressing\)"),
+        (
+            {**RUNNING, "phase": "Paused", "currentStepIndex": 2, "message": "too little traffic"},
+            {},
+            r"was paused by the operator at step 3/3 \(setWeight 60\): too little traffic; "
+            r"`modelops rollout promote churn` goes on, `abort` rolls back",
+        ),
     ],
 )
 def test_resume_refusals(status: dict[str, Any], spec: dict[str, Any], message: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelops.core.rollout_view import Outcome, UnreadableStatus, clock, parse_rollout, progress, render
+from modelops.core.rollout_view import Outcome, UnreadableStatus, clock, ended, parse_rollout, progress, render
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -327,3 +327,28 @@ def test_pause_counts_from_the_operators_pause_clock() -> None:
 def test_overdue_timed_pause_says_advancing() -> None:
     status = {**PAUSED_STATUS, "stepStartedAt": "2026-11-30T11:40:00Z"}
     assert "  [>] 2/5  pause 10m (done, advancing)" in render(parse_rollout(body(status)), NOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "generation", "outcome"),
+    [
+        ({"phase": "Healthy", "observedGeneration": 2, "stableVersion": "churn-v3"}, 2, Outcome.SUCCEEDED),
+        ({"phase": "Healthy", "observedGeneration": 1, "stableVersion": "churn-v2"}, 2, Outcome.WAITING),
+        ({"phase": "RolledBack", "observedGeneration": 2, "failedVersion": "churn-v3"}, 2, Outcome.FAILED),
+        ({**PAUSED_STATUS, "phase": "Degraded"}, 2, Outcome.FAILED),
+        (
+            {
+                **PAUSED_STATUS,
+                "phase": "Paused",
+                "conditions": [{"type": "Stalled", "status": "True", "reason": "AnalysisInconclusive"}],
+            },
+            2,
+            Outcome.WAITING,
+        ),
+    ],
+)
+def test_watch_ends_on_healthy_rolled_back_or_degraded_only(
+    status: dict[str, Any], generation: int, outcome: Outcome
+) -> None:
+    """A stalled but live rollout (waiting for a person's promote) fails `status` but stays on screen."""
+    assert ended(parse_rollout(body(status, generation=generation))) is outcome

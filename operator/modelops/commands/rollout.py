@@ -31,6 +31,7 @@ from modelops.core.rollout_view import (
     Outcome,
     Rollout,
     UnreadableStatus,
+    ended,
     parse_rollout,
     pause_remaining,
     progress,
@@ -173,7 +174,7 @@ def _get(args: argparse.Namespace) -> int:
             sys.stdout.write(("\n" if shown else "") + text + "\n")
         sys.stdout.flush()
         shown = text
-        outcome, _line = progress(rollout)
+        outcome = ended(rollout)
         if outcome is not Outcome.WAITING:
             return _exit_code(outcome)
 

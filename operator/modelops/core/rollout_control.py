@@ -142,15 +142,17 @@ def request_resume(rollout: Rollout) -> ControlRequest:
             "set spec.paused to false where the spec is kept (e.g. in Git)"
         )
     index = s.current_step_index
-    if (
-        s.phase == RolloutPhase.PAUSED
-        and index is not None
-        and 0 <= index < len(rollout.steps)
-        and rollout.steps[index].pause is not None
-    ):
+    if s.phase == RolloutPhase.PAUSED and index is not None and 0 <= index < len(rollout.steps):
+        if rollout.steps[index].pause is not None:
+            raise Refused(
+                f"{_ref(rollout)} waits at {_step_text(rollout, index)}, a step, not a user pause: "
+                f"`modelops rollout promote {rollout.name}` goes on"
+            )
+        # e.g. an inconclusive analysis: the operator paused and waits for a person's verdict
+        why = f": {' '.join(s.message.split())}" if s.message else ""
         raise Refused(
-            f"{_ref(rollout)} waits at {_step_text(rollout, index)}, a step, not a user pause: "
-            f"`modelops rollout promote {rollout.name}` goes on"
+            f"{_ref(rollout)} was paused by the operator at {_step_text(rollout, index)}{why}; "
+            f"`modelops rollout promote {rollout.name}` goes on, `abort` rolls back"
         )
     raise Refused(f"{_ref(rollout)} is not paused by a user (phase {s.phase})")
 

@@ -54,8 +54,8 @@ class Rollout:
 
     @property
     def in_progress(self) -> bool:
-        """A canary is being rolled out (something to promote, pause or abort)."""
-        return self.status.canary_version is not None and self.status.phase not in FAILED_PHASES
+        """A canary exists (something to promote, pause or abort), even Degraded with autoRollback off."""
+        return self.status.canary_version is not None
 
 
 class UnreadableStatus(ValueError):
@@ -311,6 +311,19 @@ class Outcome(Enum):
     WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+def ended(rollout: Rollout) -> Outcome:
+    """Where `get --watch` stops: Healthy, RolledBack or Degraded for the current spec. A stalled
+    but live rollout (paused on an inconclusive analysis, say) is worth watching on."""
+    s = rollout.status
+    if not rollout.observed:
+        return Outcome.WAITING
+    if s.phase in FAILED_PHASES:
+        return Outcome.FAILED
+    if s.phase == RolloutPhase.HEALTHY and s.canary_version is None:
+        return Outcome.SUCCEEDED
+    return Outcome.WAITING
 
 
 def _condition(rollout: Rollout, type_: str) -> Condition | None:
