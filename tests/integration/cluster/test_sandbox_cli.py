@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from modelops.sandbox.cluster.processes import alive
+from modelops.sandbox.cluster.supervisor import Layout, status_report
 
 ROOT = Path(__file__).resolve().parents[3]
 CHURN = ROOT / "examples" / "artifacts" / "churn-v1.joblib"
@@ -105,6 +106,12 @@ class Sandbox:
         return subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env, timeout=30, check=False)
 
     def status(self) -> dict[str, Any]:
+        """What `sandbox status -o json` prints (its function, in this process: no interpreter start)."""
+        report = status_report(Layout(self.dir))
+        assert report is not None, f"nothing running in {self.dir}"
+        return report
+
+    def status_cli(self) -> dict[str, Any]:
         result = modelops("sandbox", "status", "--dir", str(self.dir), "-o", "json")
         assert result.returncode == 0, result.stderr
         data: dict[str, Any] = json.loads(result.stdout)
@@ -155,7 +162,7 @@ def test_kubectl_works_with_the_printed_kubeconfig(sandbox: Sandbox) -> None:
 
 
 def test_status_lists_every_component_alive(sandbox: Sandbox) -> None:
-    report = sandbox.status()
+    report = sandbox.status_cli()
     components = {c["name"]: c for c in report["components"]}
     assert {"apiserver", "operator", "prometheus", "runner", "endpoints", "proxy", "gateway"} <= set(components)
     for name in ("apiserver", "operator"):
@@ -229,10 +236,11 @@ def test_model_server_pods_serve_through_the_service_and_prometheus_scrapes_them
         return len(ready) == 2
 
     wait_for(ready_pods, 30, "two ready churn pods")
-    pods = [p for p in sandbox.status()["pods"] if p["name"].startswith("churn-")]
+    report = sandbox.status()
+    pods = [p for p in report["pods"] if p["name"].startswith("churn-")]
     assert len(pods) == 2
     assert all(p["phase"] == "Running" and p["ready"] == "1/1" and p["pid"] and alive(p["pid"]) for p in pods)
-    service = next(s for s in sandbox.status()["services"] if s["name"] == "churn")
+    service = next(s for s in report["services"] if s["name"] == "churn")
     url = service["ports"][0]["url"]
     assert url.startswith("http://127.0.0.1:")
 
@@ -323,8 +331,7 @@ def test_without_prometheus_the_rest_runs_and_a_killed_supervisor_takes_its_chil
 
         wait_for(lambda: not [p for p in pids if alive(p)], 10, f"every one of {sorted(pids)} gone")
         # the stale state file is noticed and cleaned up
-        status = modelops("sandbox", "status", "--dir", str(directory))
-        assert status.returncode == 1
+        assert status_report(Layout(directory)) is None
         assert not (directory / "state.json").exists()
     finally:
         modelops("sandbox", "down", "--dir", str(directory))
