@@ -42,6 +42,7 @@ Ref = tuple[Key, str, str]  # (key, namespace, name)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _IGNORED_META = ("resourceVersion", "generation")  # managedFields count: an ownership change is a write
+_GC_MANAGER = "kube-controller-manager"  # what kube-apiserver records for the garbage collector's writes
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -881,6 +882,9 @@ class Store:
         fn(new)
         if _same(new, old):
             return
+        if old["metadata"].get("managedFields"):  # the garbage collector's removals leave its owners too
+            res = self._res_for(key)
+            self._own(res, old, new, mf.Write(_GC_MANAGER, mf.UPDATE, res.api_version, "", res.status), None)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             self._remove(key, ns, name, old, final=new)
         else:
