@@ -412,3 +412,19 @@ def test_token_request_for_a_missing_service_account_is_404() -> None:
     with pytest.raises(ApiError) as err:
         Auth(store.objects).token_request("ns", "ghost", {})
     assert (err.value.code, err.value.message) == (404, 'serviceaccounts "ghost" not found')
+
+
+def test_malformed_stored_rbac_objects_grant_nothing_and_do_not_crash() -> None:
+    """Built-ins are stored without schema validation: odd shapes must deny, not 500."""
+    policy = Policy.of(
+        [
+            _role("ClusterRole", "odd", [{"verbs": "get", "apiGroups": None, "resources": {"pods": 1}}],
+                  aggregationRule={"clusterRoleSelectors": [{"matchLabels": ["x"]}, "nope", {"matchExpressions": [1]}]}),
+            {**_binding("ClusterRoleBinding", "odd", "ClusterRole", "odd", []), "subjects": "system:authenticated"},
+            {**_binding("RoleBinding", "odd", "ClusterRole", "odd", [SA_SUBJECT], ns="ns"), "roleRef": "odd"},
+            _binding("RoleBinding", "odd2", "ClusterRole", "odd", [SA_SUBJECT, 7], ns="ns"),  # type: ignore[list-item]
+        ]
+    )  # fmt: skip
+    decision = authorize(_res("get", "", "pods", "", "p"), policy)
+    assert decision.allowed is False
+    assert decision.reason == 'RBAC: unsupported role reference kind: ""'

@@ -319,11 +319,16 @@ def _selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
     """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; empty matches all."""
     if not isinstance(selector, Mapping):
         return False
-    for k, v in (selector.get("matchLabels") or {}).items():
+    match_labels, expressions = selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
+    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
+        return False  # stored as given (built-ins are not schema-validated): a malformed selector selects nothing
+    for k, v in match_labels.items():
         if labels.get(k) != v:
             return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    for expr in expressions:
+        if not isinstance(expr, Mapping):
+            return False
+        key, op, values = str(expr.get("key")), expr.get("operator"), expr.get("values") or []
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and key in labels and labels[key] in values:
@@ -343,7 +348,7 @@ def role_rules(policy: Policy, role_ref: Any, namespace: str, _seen: frozenset[s
     """kube's GetRoleReferenceRules; an aggregated ClusterRole's rules are its selected roles' rules
     (what the clusterrole-aggregation controller would have written)."""
     ref = role_ref if isinstance(role_ref, Mapping) else {}
-    kind, name = ref.get("kind"), str(ref.get("name") or "")
+    kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
     if kind == "Role":
         role = policy.role(namespace, name)
         if role is None:
