@@ -350,3 +350,19 @@ def test_a_busy_port_fails_in_one_line_and_leaves_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "busy" / "state.json").exists()
     assert modelops("sandbox", "status", "--dir", str(tmp_path / "busy")).returncode == 1
     assert processes_mentioning(str(tmp_path / "busy")) == []
+
+
+def test_an_operator_that_crashes_fails_up_in_one_line_naming_its_log(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"  # a kopf that cannot be imported: the operator exits at start
+    broken.mkdir()
+    (broken / "kopf.py").write_text('raise SystemExit("kopf is broken on purpose")\n')
+    directory = tmp_path / "crash"
+    result = modelops("sandbox", "up", "--dir", str(directory), env={**os.environ, "PYTHONPATH": str(broken)})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    log = directory / "logs" / "operator.log"
+    assert result.stderr.startswith("modelops: error: operator exited with code 1 before it was ready;")
+    assert f"see {log}" in result.stderr
+    assert "kopf is broken on purpose" in log.read_text()
+    assert not (directory / "state.json").exists()
+    assert processes_mentioning(str(directory)) == []
