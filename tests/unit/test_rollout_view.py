@@ -179,10 +179,8 @@ def test_pending_user_requests_and_stale_generation_are_visible() -> None:
     status = {**PAUSED_STATUS, "observedGeneration": 1, "pausedByUser": True, "promoteStep": 1, "abort": True}
     lines = render(parse_rollout(body(status, generation=3)), NOW)
     assert "Generation:    3 (observed 1: the operator has not caught up with the spec)" in lines
-    assert (
-        "Requested:     abort; promote of step 2; pause (resume with `modelops rollout resume`) "
-        "(waiting for the operator)"
-    ) in lines
+    assert "Paused by:     a user (`modelops rollout resume churn` goes on)" in lines
+    assert "Requested:     abort; promote of step 2 (waiting for the operator)" in lines
 
 
 def test_model_name_tracking_and_paused_spec() -> None:

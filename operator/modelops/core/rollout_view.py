@@ -242,7 +242,8 @@ def _track(label: str, track: TrackStatus | None, version: str | None, extra: st
 
 
 def control_requests(rollout: Rollout) -> list[str]:
-    """The control fields a user wrote that the operator has not consumed yet."""
+    """The one-shot control requests a user wrote that the operator has not consumed yet (a user
+    pause is a state, not a request: shown on its own line)."""
     s = rollout.status
     out = []
     if s.abort:
@@ -251,8 +252,6 @@ def control_requests(rollout: Rollout) -> list[str]:
         out.append("full promotion")
     if s.promote_step is not None:
         out.append(f"promote of step {s.promote_step + 1}")
-    if s.paused_by_user:
-        out.append("pause (resume with `modelops rollout resume`)")
     return out
 
 
@@ -291,6 +290,8 @@ def render(rollout: Rollout, now: datetime) -> list[str]:
     lines.append(f"Canary weight: {s.canary_weight}%")
     if s.failed_version:
         lines.append(f"Failed:        {s.failed_version} (not rolled out again until `retry` or a spec change)")
+    if s.paused_by_user:
+        lines.append(f"Paused by:     a user (`modelops rollout resume {rollout.name}` goes on)")
     requests = control_requests(rollout)
     if requests:
         lines.append("Requested:     " + "; ".join(requests) + " (waiting for the operator)")
