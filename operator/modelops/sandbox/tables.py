@@ -6,12 +6,14 @@ STAGE PHASE AGE); built-ins get a few of kube-apiserver's printer columns.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from modelops.sandbox import printers
 from modelops.sandbox.resources import Resource
 
 Obj = dict[str, Any]
@@ -140,6 +142,9 @@ _BUILTIN: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
 
 
 def _columns(res: Resource) -> tuple[list[dict[str, Any]], list[Cell]]:
+    if not res.is_custom and res.key in printers.PRINTERS:  # kube's own printer for this kind
+        columns, row = printers.PRINTERS[res.key]
+        return [dict(c) for c in columns], [functools.partial(_nth, row, i) for i in range(len(columns))]
     defs: list[dict[str, Any]] = [NAME_COLUMN]
     cells: list[Cell] = [lambda o: o["metadata"]["name"]]
     if res.is_custom and res.printer_columns:
@@ -161,6 +166,10 @@ def _columns(res: Resource) -> tuple[list[dict[str, Any]], list[Cell]]:
     defs.append(AGE_COLUMN)
     cells.append(lambda o: _age(o["metadata"].get("creationTimestamp")))
     return defs, cells
+
+
+def _nth(row: printers.Row, i: int, obj: Obj) -> Any:
+    return row(obj)[i]
 
 
 def _printer_cell(col: dict[str, Any]) -> Cell:
