@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from modelops.sandbox import field_sets as fs
 from modelops.sandbox import managed_fields as mf
+from modelops.sandbox.field_types import Shape
 
 Obj = dict[str, Any]
 C = 'k:{"name":"c"}'
@@ -66,8 +68,8 @@ def owners(obj: Obj) -> dict[str, set[str]]:
     """manager (+ operation) -> the paths it owns, as strings."""
     out: dict[str, set[str]] = {}
     for entry in obj["metadata"].get("managedFields") or []:
-        paths = mf.from_fields_v1(entry["fieldsV1"])
-        out[f"{entry.get('manager', '')}/{entry['operation']}"] = {mf.path_string(p) for p in paths}
+        paths = fs.from_fields_v1(entry["fieldsV1"])
+        out[f"{entry.get('manager', '')}/{entry['operation']}"] = {fs.path_string(p) for p in paths}
     return out
 
 
@@ -90,16 +92,16 @@ def owners(obj: Obj) -> dict[str, set[str]]:
         ),
     ],
 )
-def test_field_sets_encode_as_kubes_fields_v1(paths: list[mf.Path], fields_v1: Obj) -> None:
-    encoded = mf.to_fields_v1(paths)
+def test_field_sets_encode_as_kubes_fields_v1(paths: list[fs.Path], fields_v1: Obj) -> None:
+    encoded = fs.to_fields_v1(paths)
     assert encoded == fields_v1
     assert list(encoded) == list(fields_v1)  # "." first, then fields sorted by name
-    assert mf.from_fields_v1(encoded) == set(paths)
+    assert fs.from_fields_v1(encoded) == set(paths)
 
 
 def test_fields_v1_with_unknown_elements_is_refused() -> None:
-    with pytest.raises(mf.ManagedFieldsError):
-        mf.from_fields_v1({"spec": {}})
+    with pytest.raises(fs.ManagedFieldsError):
+        fs.from_fields_v1({"spec": {}})
 
 
 @pytest.mark.parametrize(
@@ -112,8 +114,8 @@ def test_fields_v1_with_unknown_elements_is_refused() -> None:
         (("f:items", "i:0"), ".items[0]"),
     ],
 )
-def test_paths_print_as_in_kubes_conflict_messages(path: mf.Path, printed: str) -> None:
-    assert mf.path_string(path) == printed
+def test_paths_print_as_in_kubes_conflict_messages(path: fs.Path, printed: str) -> None:
+    assert fs.path_string(path) == printed
 
 
 # -- which fields a value sets -------------------------------------------------------------------
@@ -162,8 +164,8 @@ def test_paths_print_as_in_kubes_conflict_messages(path: mf.Path, printed: str) 
         (CR, {"spec": {"stage": None}}, {".spec.stage"}),
     ],
 )  # fmt: skip
-def test_a_value_sets_its_leaves_items_and_map_entries(shape: mf.Shape, value: Obj, expected: set[str]) -> None:
-    assert {mf.path_string(p) for p in mf.to_set(value, shape)} == expected
+def test_a_value_sets_its_leaves_items_and_map_entries(shape: Shape, value: Obj, expected: set[str]) -> None:
+    assert {fs.path_string(p) for p in fs.to_set(value, shape)} == expected
 
 
 @pytest.mark.parametrize(
@@ -181,8 +183,8 @@ def test_a_value_sets_its_leaves_items_and_map_entries(shape: mf.Shape, value: O
     ],
 )
 def test_an_applied_configuration_needs_unique_keyed_list_items(value: Obj, error: str) -> None:
-    with pytest.raises(mf.ConfigError) as exc:
-        mf.to_set(value, DEPLOYMENT, strict=True)
+    with pytest.raises(fs.ConfigError) as exc:
+        fs.to_set(value, DEPLOYMENT, strict=True)
     assert exc.value.errors == [error]
 
 
@@ -203,9 +205,9 @@ def test_an_applied_configuration_needs_unique_keyed_list_items(value: Obj, erro
 def test_compare_reports_added_modified_and_removed_fields(
     old: Obj, new: Obj, added: set[str], modified: set[str], removed: set[str]
 ) -> None:
-    cmp = mf.compare(old, new, CONFIGMAP)
-    assert ({mf.path_string(p) for p in cmp.added}, {mf.path_string(p) for p in cmp.modified}) == (added, modified)
-    assert {mf.path_string(p) for p in cmp.removed} == removed
+    cmp = fs.compare(old, new, CONFIGMAP)
+    assert ({fs.path_string(p) for p in cmp.added}, {fs.path_string(p) for p in cmp.modified}) == (added, modified)
+    assert {fs.path_string(p) for p in cmp.removed} == removed
 
 
 def _names(items: list[Any]) -> list[Any]:
@@ -228,7 +230,7 @@ def test_associative_lists_merge_by_key_in_structured_merge_diffs_order(
     def pod(names: list[str]) -> Obj:
         return {"spec": {"template": {"spec": {"containers": [{"name": n, "image": n} for n in names]}}}}
 
-    out = mf.merge(pod(live), pod(config), DEPLOYMENT)
+    out = fs.merge(pod(live), pod(config), DEPLOYMENT)
     assert _names(out["spec"]["template"]["spec"]["containers"]) == merged
 
 
@@ -241,20 +243,20 @@ def test_merge_recurses_into_items_sets_union_and_atomic_lists_are_replaced() ->
         "metadata": {"finalizers": ["c", "a"], "labels": {"y": "2"}},
         "spec": {"template": {"spec": {"containers": [{"name": "c", "args": ["3"]}]}}},
     }
-    out = mf.merge(live, config, DEPLOYMENT)
+    out = fs.merge(live, config, DEPLOYMENT)
     assert out["metadata"] == {"finalizers": ["c", "a", "b"], "labels": {"x": "1", "y": "2"}}
     assert out["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "i:1", "args": ["3"]}]
 
 
 def test_an_applied_null_removes_a_built_in_field_but_stays_for_custom_resources() -> None:
-    assert mf.merge({"data": {"a": "1", "b": "2"}}, {"data": {"a": None}}, CONFIGMAP) == {"data": {"b": "2"}}
-    assert mf.merge({"spec": {"stage": "x"}}, {"spec": {"stage": None}}, CR) == {"spec": {"stage": None}}
+    assert fs.merge({"data": {"a": "1", "b": "2"}}, {"data": {"a": None}}, CONFIGMAP) == {"data": {"b": "2"}}
+    assert fs.merge({"spec": {"stage": "x"}}, {"spec": {"stage": None}}, CR) == {"spec": {"stage": None}}
 
 
 # -- writes: Update entries ----------------------------------------------------------------------
 
 
-def update(obj: Obj, new: Obj, manager: str, now: str, subresource: str = "", shape: mf.Shape = CONFIGMAP) -> Obj:
+def update(obj: Obj, new: Obj, manager: str, now: str, subresource: str = "", shape: Shape = CONFIGMAP) -> Obj:
     status = shape is not CONFIGMAP
     write = mf.Write(manager, mf.UPDATE, new.get("apiVersion", "v1"), subresource, status_subresource=status)
     out = copy.deepcopy(new)
