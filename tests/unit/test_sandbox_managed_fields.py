@@ -415,6 +415,15 @@ def test_containers_merge_by_name_and_a_dropped_container_goes() -> None:
     }
 
 
+def test_fields_of_an_object_no_manager_recorded_belong_to_before_first_apply() -> None:
+    untracked = cm(a="1", b="2")  # e.g. created by the server itself, or with its managedFields reset
+    with pytest.raises(mf.ApplyConflict) as exc:
+        apply(untracked, cm(a="9"), "gitops", T0)
+    assert exc.value.message == 'Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.a'
+    out = apply(untracked, cm(a="1"), "gitops", T0)
+    assert owners(out) == {"gitops/Apply": {".data.a"}, "before-first-apply/Update": {".data", ".data.a", ".data.b"}}
+
+
 def test_a_no_op_apply_changes_nothing_at_all() -> None:
     live = apply(None, cm(a="1"), "gitops", T0)
     again = apply(live, cm(a="1"), "gitops", T1)

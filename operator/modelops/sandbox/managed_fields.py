@@ -56,6 +56,7 @@ Key = tuple[str, str, str, str]  # (manager, operation, apiVersion ("" for Apply
 APPLY, UPDATE = "Apply", "Update"
 MAX_UPDATE_MANAGERS = 10
 ANCIENT = "ancient-changes"
+BEFORE_FIRST_APPLY = "before-first-apply"
 _FIELD_MANAGER_MAX = 128
 # Never owned: kube strips these from every set.
 STRIPPED: FieldSet = frozenset(
@@ -359,6 +360,12 @@ def applied(shape: Shape, live: Obj | None, config: Obj, write: Write, now: str)
     scope = write.scope
     zero = shape.zero()
     managers = _decode_or_empty((live or {}).get("metadata", {}).get("managedFields"))
+    if live is not None and not managers:  # fields no manager recorded belong to "before-first-apply"
+        existing = _in_scope(compare(zero, live, shape, scope).changed, scope) - STRIPPED
+        if existing:
+            managers[(BEFORE_FIRST_APPLY, UPDATE, write.api_version, write.subresource)] = Entry(
+                existing, write.api_version, now
+            )
     applied_set = _in_scope(to_set(config, shape, strict=True), scope)
     key = write.key
     last = managers.get(key)
