@@ -122,13 +122,13 @@ class Cluster:
 
         return await eventually(annotated, what=f"service {service} gets a local port")
 
-    async def ready_endpoints(self, service: str, count: int) -> None:
-        """Wait until the proxy sees exactly `count` ready endpoints for `service`'s port `web`."""
+    async def ready_endpoints(self, service: str, count: int, port_name: str = "web") -> None:
+        """Wait until the proxy sees exactly `count` ready endpoints for `service`'s port `port_name`."""
 
         async def check() -> bool:
-            return len(self.net.index.ready("default", service, "web")) == count
+            return len(self.net.index.ready("default", service, port_name)) == count
 
-        await eventually(check, what=f"{service} has {count} ready endpoints")
+        await eventually(check, what=f"{service}:{port_name} has {count} ready endpoints")
 
 
 @pytest.fixture

@@ -44,10 +44,17 @@ async def test_endpoints_carry_local_ports_and_readiness(cluster: Cluster) -> No
     assert ep_b["conditions"]["ready"] is False
     assert ports_b[0]["port"] == b.port
 
-    endpoints = await cluster.kube.get(k.ENDPOINTS, "default", "web")
-    ready = [addr["targetRef"]["name"] for s in endpoints["subsets"] for addr in s.get("addresses", [])]
-    not_ready = [addr["targetRef"]["name"] for s in endpoints["subsets"] for addr in s.get("notReadyAddresses", [])]
-    assert (ready, not_ready) == (["a"], ["b"])
+    async def endpoints() -> tuple[list[str], list[str]] | None:
+        try:
+            ep = await cluster.kube.get(k.ENDPOINTS, "default", "web")
+        except ApiStatusError:
+            return None
+        ready = [addr["targetRef"]["name"] for s in ep["subsets"] for addr in s.get("addresses", [])]
+        not_ready = [addr["targetRef"]["name"] for s in ep["subsets"] for addr in s.get("notReadyAddresses", [])]
+        return (ready, not_ready) if len(ready) + len(not_ready) == 2 else None
+
+    # written after the slices: ready pods in addresses, the others in notReadyAddresses
+    assert await eventually(endpoints, what="Endpoints lists both pods") == (["a"], ["b"])
 
     await cluster.kube.delete(k.SERVICES, "default", "web")
 
@@ -117,7 +124,7 @@ async def test_listeners_follow_the_service(cluster: Cluster) -> None:
         {"name": "web", "port": 80, "targetPort": "http"}, {"name": "alt", "port": 8081, "targetPort": 8080}]}},
         patch_type="strategic")  # fmt: skip
     alt = await cluster.local_port("s", 8081)
-    await cluster.ready_endpoints("s", 1)
+    await cluster.ready_endpoints("s", 1, "alt")
     assert await connect_many(alt, 1) == ["s1"]
 
     await cluster.kube.delete(k.SERVICES, "default", "s")

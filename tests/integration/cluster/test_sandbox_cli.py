@@ -236,6 +236,15 @@ def test_model_server_pods_serve_through_the_service_and_prometheus_scrapes_them
         return len(ready) == 2
 
     wait_for(ready_pods, 30, "two ready churn pods")
+
+    def ready_endpoints() -> bool:
+        slices = httpx.get(
+            f"{api}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            params={"labelSelector": "kubernetes.io/service-name=churn"},
+        ).json()
+        return sum(1 for s in slices["items"] for e in s["endpoints"] if e["conditions"]["ready"]) == 2
+
+    wait_for(ready_endpoints, 10, "the Service's EndpointSlices list both pods ready")
     report = sandbox.status()
     pods = [p for p in report["pods"] if p["name"].startswith("churn-")]
     assert len(pods) == 2

@@ -387,22 +387,28 @@ class GatewayController:
         # routes: attach, build the new tables (swapped in whole: requests never see half of them), status
         attached: dict[tuple[str, str, str], int] = {}
         used: set[tuple[str, int]] = set()
-        for route in sorted(self.routes.items(), key=_route_order):
-            await self._route(route, gateways, attached, used, staged)
+        statuses = [
+            (route, self._route(route, gateways, attached, used, staged))
+            for route in sorted(self.routes.items(), key=_route_order)
+        ]
         for skey, tables in staged.items():
             self._servers[skey].listeners = tables
         self._balancers = {k: v for k, v in self._balancers.items() if k in used}
+        # status only now: whoever sees a route Accepted can send it requests at once
+        for route, parents in statuses:
+            await self._route_status(route, parents)
         for gw in gateways.values():
             await self._gateway_status(gw, attached)
 
-    async def _route(
+    def _route(
         self,
         route: Obj,
         gateways: dict[tuple[str, str], Obj],
         attached: dict[tuple[str, str, str], int],
         used: set[tuple[str, int]],
         staged: dict[tuple[str, str, int], list[ListenerRoutes]],
-    ) -> None:
+    ) -> list[Obj]:
+        """Attach `route` to its parents in the staged tables; returns its status.parents entries (ours)."""
         ns, name = key_of(route)
         meta, spec = route.get("metadata") or {}, route.get("spec") or {}
         generation = int(meta.get("generation") or 0)
@@ -451,7 +457,7 @@ class GatewayController:
                     ],
                 }
             )
-        await self._route_status(route, parents)
+        return parents
 
     def _backends(self, ns: str, rule: Obj) -> tuple[RuleBackends, tuple[str, str] | None]:
         targets: list[BackendTarget] = []
