@@ -47,6 +47,7 @@ __all__ = [
     "field_manager_errors",
     "manager_for",
     "shape_for",
+    "thawed",
     "updated",
 ]
 
@@ -447,3 +448,17 @@ def applied_on_create(shape: Shape, config: Obj, write: Write, now: str) -> list
     """managedFields of an object an apply creates: the applier owns exactly its configuration."""
     fields = _in_scope(to_set(config, shape, strict=True), write.scope) - STRIPPED
     return encode({write.key: Entry(fields, write.api_version, now)}) if fields else None
+
+
+def thawed(obj: Obj, ops: Any) -> Obj:
+    """`obj` with plain (mutable) managedFields entries when a JSON patch edits inside them."""
+    paths = (
+        [str(op.get(k, "")) for op in ops if isinstance(op, dict) for k in ("path", "from")]
+        if isinstance(ops, list)
+        else []
+    )
+    entries = obj.get("metadata", {}).get("managedFields")
+    if not isinstance(entries, list) or not any(p.startswith("/metadata/managedFields/") for p in paths):
+        return obj
+    obj["metadata"]["managedFields"] = json.loads(json.dumps(entries))
+    return obj

@@ -751,7 +751,7 @@ class Store:
                 return self._apply(res, old, body, write)
             try:
                 if kind == "json":
-                    return json_patch(old, body)  # type: ignore[no-any-return]
+                    return json_patch(mf.thawed(old, body), body)  # type: ignore[no-any-return]
                 if kind == "strategic":
                     return strategic_merge_patch(old, body)  # type: ignore[no-any-return]
                 return merge_patch(old, body)  # type: ignore[no-any-return]

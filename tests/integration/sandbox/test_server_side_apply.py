@@ -264,8 +264,11 @@ async def test_an_apply_with_duplicate_list_keys_fails_as_kube_apiserver_does(ht
     )
 
 
-async def test_managed_fields_can_be_reset_by_a_patch(http: Client) -> None:
+async def test_managed_fields_can_be_rewritten_and_reset_by_a_patch(http: Client) -> None:
     await http.patch(f"{CM}/settings", configmap(a="1"), APPLY, fieldManager="gitops")
+    rename = [{"op": "replace", "path": "/metadata/managedFields/0/manager", "value": "flux"}]
+    out = await http.ok("PATCH", f"{CM}/settings", rename, ctype="application/json-patch+json")
+    assert managers(out) == [("flux", "Apply")]
     out = await http.ok("PATCH", f"{CM}/settings", {"metadata": {"managedFields": [{}]}}, ctype=MERGE)
     assert "managedFields" not in out["metadata"]
 
