@@ -1,3 +1,3 @@
 """Repository-wide pytest configuration: fixture plugins live in tests/support/."""
 
-pytest_plugins = ["tests.support.apiserver", "tests.support.operator"]
+pytest_plugins = ["tests.support.apiserver", "tests.support.operator", "tests.support.cluster"]
