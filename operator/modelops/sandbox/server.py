@@ -370,7 +370,7 @@ class ApiServer:
             return _json(self._render(request, res, result.obj), 201, result.warnings)
         if request.method == "DELETE":
             body = await self._body(request) or {}
-            options = {**body, **{k: q[k] for k in ("propagationPolicy",) if k in q}}
+            options = {**body, **{k: q[k] for k in ("propagationPolicy", "gracePeriodSeconds") if k in q}}
             return _json(self.store.delete_collection(res, namespace, labels, fields, options, dry))
         raise ApiError(405, f"the server does not allow this method on the requested resource: {request.method}")
 
@@ -402,7 +402,7 @@ class ApiServer:
             body = await self._body(request) or {}
             if not isinstance(body, dict):
                 raise ApiError(400, "DeleteOptions must be an object")
-            options = {**body, **{k: q[k] for k in ("propagationPolicy",) if k in q}}
+            options = {**body, **{k: q[k] for k in ("propagationPolicy", "gracePeriodSeconds") if k in q}}
             result = self.store.delete(res, namespace, name, options, dry)
             return _json(self._render(request, res, result.obj), 200 if result.deleted else 202)
         raise ApiError(405, f"the server does not allow this method on the requested resource: {request.method}")

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelops.sandbox import defaults
@@ -43,6 +43,8 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _IGNORED_META = ("resourceVersion", "generation")  # managedFields count: an ownership change is a write
 _GC_MANAGER = "kube-controller-manager"  # what kube-apiserver records for the garbage collector's writes
+POD_KEY: Key = ("", "pods")
+DEFAULT_POD_GRACE = 30  # kube's default spec.terminationGracePeriodSeconds
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -53,8 +55,8 @@ PATCH_TYPES = {
 }
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(after_seconds: int = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=after_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -695,7 +697,7 @@ class Store:
             new["metadata"]["generation"] = int(ometa.get("generation", 1)) + 1
         if dry_run:
             return WriteResult(self.present(res, new), warnings)
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if _deletable(new):
             self._remove(res.key, ns, name, old, final=new)
             return WriteResult(self.present(res, new), warnings)
         self._store(res.key, ns, name, new, old, "MODIFIED")
@@ -774,7 +776,8 @@ class Store:
         options: Mapping[str, Any] | None = None,
         dry_run: bool = False,
     ) -> WriteResult:
-        """Delete now, or mark for deletion when finalizers hold it (`deleted=False` → 202)."""
+        """Delete now, or mark for deletion when finalizers hold it (`deleted=False` → 202) or, for a
+        running pod, for a graceful deletion the kubelet completes (200, as kube-apiserver answers)."""
         ns = self._check_namespace(res, namespace)
         old = self._bucket(res).get((ns, name))
         if old is None:
@@ -793,8 +796,13 @@ class Store:
         finalizers = list(meta.get("finalizers") or [])
         if policy == "Foreground" and self.dependents.get(meta["uid"]) and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
+        grace = _grace_option(options)
         if policy == "Orphan" and not dry_run:
             self._orphan(meta["uid"])
+        if res.key == POD_KEY:
+            graceful = self._delete_pod_gracefully(res, ns, name, old, grace, finalizers, dry_run)
+            if graceful is not None:
+                return graceful
         if finalizers or res.key == NAMESPACE_KEY:  # a namespace always waits for its content to go
             if meta.get("deletionTimestamp"):
                 return WriteResult(self.present(res, old), deleted=False)
@@ -818,6 +826,40 @@ class Store:
             return WriteResult(self.present(res, old))
         final = self._remove(res.key, ns, name, old)
         return WriteResult(self.present(res, final))
+
+    def _delete_pod_gracefully(self, res: Resource, ns: str, name: str, old: Obj, grace: int | None,
+                               finalizers: list[str], dry_run: bool) -> WriteResult | None:  # fmt: skip
+        """kube-apiserver's BeforeDelete with the pod strategy: mark a scheduled, unfinished pod for
+        deletion in `grace` seconds (default its terminationGracePeriodSeconds); a second delete may
+        only shorten that. None: delete as any object (no grace left, or not graceful at all)."""
+        meta = old["metadata"]
+        pending = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp"):
+            if not pending:  # its grace is over: finalizers (or nothing) decide, as for any object
+                return None
+            if grace is None or grace >= pending:
+                return WriteResult(self.present(res, old))
+            deadline = when(meta["deletionTimestamp"]) - timedelta(seconds=pending - grace)
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            grace = _pod_grace(old, grace)
+            if grace == 0:
+                return None
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = now(grace)
+            if new["metadata"].get("generation"):
+                new["metadata"]["generation"] += 1
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        _set_finalizers(new, finalizers)
+        if dry_run:
+            return WriteResult(self.present(res, new), deleted=not finalizers or grace > 0)
+        if grace == 0 and not finalizers:
+            return WriteResult(self.present(res, self._remove(res.key, ns, name, old, final=new)))
+        self._store(res.key, ns, name, new, old, "MODIFIED")
+        if "foregroundDeletion" in finalizers:
+            self._schedule_gc((res.key, ns, name))
+        return WriteResult(self.present(res, new), deleted=grace > 0)
 
     def delete_collection(
         self,
@@ -885,7 +927,7 @@ class Store:
         if old["metadata"].get("managedFields"):  # the garbage collector's removals leave its owners too
             res = self._res_for(key)
             self._own(res, old, new, mf.Write(_GC_MANAGER, mf.UPDATE, res.api_version, "", res.status), None)
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if _deletable(new):
             self._remove(key, ns, name, old, final=new)
         else:
             self._store(key, ns, name, new, old, "MODIFIED")
@@ -1015,6 +1057,48 @@ def _same(a: Obj, b: Obj) -> bool:
 def _spec_changed(new: Obj, old: Obj, status_subresource: bool) -> bool:
     skip = {"metadata", "status"} if status_subresource else {"metadata"}
     return {k: v for k, v in new.items() if k not in skip} != {k: v for k, v in old.items() if k not in skip}
+
+
+def when(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _deletable(obj: Obj) -> bool:
+    """Marked for deletion, no finalizer left and no grace period running: gone on this write."""
+    meta = obj["metadata"]
+    grace_running = meta.get("deletionGracePeriodSeconds")
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and not grace_running
+
+
+def _grace_option(options: Mapping[str, Any]) -> int | None:
+    """DeleteOptions.gracePeriodSeconds (body or query); a negative period means 1, as in kube."""
+    value = options.get("gracePeriodSeconds")
+    if value is None or value == "":
+        return None
+    try:
+        grace = int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"invalid value for gracePeriodSeconds: {value!r}: must be an integer") from None
+    return 1 if grace < 0 else grace
+
+
+def _pod_grace(pod: Obj, requested: int | None) -> int:
+    """The pod strategy's CheckGracefulDelete: the requested period, else terminationGracePeriodSeconds
+    (30 by default); 0 for a pod no kubelet runs (unscheduled) or that has finished.
+
+    The sandbox has no scheduler: a pod is scheduled once it names a node or the kubelet has set
+    PodScheduled=True (it takes every pod of the image it can run).
+    """
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if requested is None:
+        value = spec.get("terminationGracePeriodSeconds")
+        requested = int(value) if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_POD_GRACE
+    scheduled = bool(spec.get("nodeName")) or any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    if not scheduled or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    return 1 if requested < 0 else requested
 
 
 def _set_owner_refs(obj: Obj, refs: list[Any]) -> None:
