@@ -12,7 +12,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -107,6 +108,8 @@ class ApiServer:
         *,
         host: str = "127.0.0.1",
         event_log_size: int = 10_000,
+        watch_cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
         bookmark_interval: float = 5.0,
         strict_crds: bool = True,
         sock: socket.socket | None = None,
@@ -121,7 +124,7 @@ class ApiServer:
         self.sock = sock
         self.crds = list(crds)
         self.bookmark_interval = bookmark_interval
-        self.store = Store(event_log_size=event_log_size, strict_crds=strict_crds)
+        self.store = Store(event_log_size, strict_crds, watch_cache_seconds, clock)
         self.auth = auth.Auth(self.store.objects)
         self._runner: web.AppRunner | None = None
 
@@ -147,6 +150,11 @@ class ApiServer:
         self.port = int(self._runner.addresses[0][1])  # the real port when 0 was asked for
         logger.info("sandbox apiserver serving on %s", self.url)
         return self
+
+    def end_watches(self) -> None:
+        """End every open watch stream, as a kube-apiserver restart does: clients resume from their last
+        resourceVersion (and list again if it was compacted meanwhile)."""
+        self.store.close_watchers()
 
     async def stop(self) -> None:
         self.store.close_watchers()
@@ -546,6 +554,12 @@ class ServerThread:
     def write_kubeconfig(self, path: Path | str) -> Path:
         assert self.api is not None, "ServerThread not started"
         return self.api.write_kubeconfig(path)
+
+    def end_watches(self) -> None:
+        """ApiServer.end_watches, from another thread."""
+        assert self.api is not None, "ServerThread not started"
+        assert self._loop is not None, "ServerThread not started"
+        self._loop.call_soon_threadsafe(self.api.end_watches)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():

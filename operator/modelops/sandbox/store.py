@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -112,13 +113,22 @@ class WriteResult:
 class Store:
     """Objects of every served resource, the resourceVersion clock, the event log and watchers."""
 
-    def __init__(self, event_log_size: int = 10_000, strict_crds: bool = True) -> None:
+    def __init__(
+        self,
+        event_log_size: int = 10_000,
+        strict_crds: bool = True,
+        watch_cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rv = 0
         self.strict_crds = strict_crds
         self.resources: dict[tuple[str, str, str], Resource] = {}
         self.objects: dict[Key, dict[tuple[str, str], Obj]] = {}
         self.log: deque[Event] = deque()
         self.log_size = event_log_size
+        self.log_times: deque[float] = deque()  # when each logged event happened, by `clock`
+        self.watch_cache_seconds = watch_cache_seconds
+        self.clock = clock
         self.compacted_rv = 0
         self.watchers: dict[Key, set[Watcher]] = {}
         self.uids: dict[str, Ref] = {}
@@ -176,10 +186,18 @@ class Store:
         self.rv += 1
         return self.rv
 
-    def _emit(self, ev: Event) -> None:
-        if len(self.log) >= self.log_size:
+    def _compact(self) -> None:
+        """Forget events beyond the log size or older than the window, as etcd compaction and the watch
+        cache do: a watch resuming from before them gets 410 Expired and must list again."""
+        horizon = self.clock() - self.watch_cache_seconds
+        while self.log and (len(self.log) > self.log_size or self.log_times[0] < horizon):
             self.compacted_rv = self.log.popleft().rv
+            self.log_times.popleft()
+
+    def _emit(self, ev: Event) -> None:
         self.log.append(ev)
+        self.log_times.append(self.clock())
+        self._compact()
         for w in self.watchers.get(ev.key, ()):
             out = w.translate(ev)
             if out is not None:
@@ -195,8 +213,9 @@ class Store:
     ) -> tuple[Watcher, list[tuple[str, Obj]]]:
         """Register a watcher and return the events it must see first (replay or synthetic ADDED).
 
-        Raises 410 Expired when `since` is older than the event log keeps.
+        Raises 410 Expired when `since` is older than the event log keeps (by length or by age).
         """
+        self._compact()
         w = Watcher(res.key, namespace, labels, fields)
         initial: list[tuple[str, Obj]] = []
         if since in (None, "", "0"):
