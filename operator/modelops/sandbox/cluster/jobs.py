@@ -90,8 +90,10 @@ class JobController(Controller):
         active = [
             p for p in pods if _phase(p) not in ("Succeeded", "Failed") and not p["metadata"].get("deletionTimestamp")
         ]
-        succeeded = sum(1 for p in pods if _phase(p) == "Succeeded")
-        failed = sum(1 for p in pods if _phase(p) == "Failed")
+        # a pod this controller deleted ends Failed or Succeeded while it terminates: not a result
+        finished = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        succeeded = sum(1 for p in finished if _phase(p) == "Succeeded")
+        failed = sum(1 for p in finished if _phase(p) == "Failed")
         old_status = job.get("status") or {}
         # counts never go down when finished pods are removed by someone else
         succeeded = max(succeeded, int(old_status.get("succeeded") or 0))

@@ -77,6 +77,7 @@ INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRT
 TOKEN_SECONDS = 3607  # what the kubelet asks for a projected token
 # a run that lasted this long resets the crash-loop back-off, as the kubelet forgets a back-off after 2 x max
 BACKOFF_RESET_SECONDS = 600.0
+MIN_KILL_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds: never SIGKILL sooner after SIGTERM
 
 _PR_SET_PDEATHSIG = 1
 try:
@@ -169,6 +170,7 @@ class Kubelet(Controller):
         self.restart_backoff = restart_backoff
         self.probe_period = probe_period
         self.workers: dict[tuple[str, str], PodWorker] = {}
+        self.stopping: dict[tuple[str, str], PodWorker] = {}  # graceful deletions under way
         self.terminating: set[asyncio.Task[None]] = set()
         self.started_pids: list[int] = []
         self.warned: set[str] = set()
@@ -194,12 +196,18 @@ class Kubelet(Controller):
             self._terminate(key, worker, worker.grace())
             worker = None
         if pod is None:
+            if key in self.stopping:  # removed before its grace period ended (a forced delete)
+                self.stopping[key].hurry(MIN_KILL_GRACE)
             return None
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
+            stopping = self.stopping.get(key)
             if worker is not None:
-                grace = meta.get("deletionGracePeriodSeconds")
-                self._terminate(key, worker, float(grace) if grace else worker.grace(), finalize=pod)
+                self._terminate(key, worker, deletion_grace(pod, worker.grace()), finalize=pod)
+            elif stopping is not None and stopping.uid == meta.get("uid"):
+                stopping.hurry(deletion_grace(pod, stopping.grace()))  # a later delete may shorten it
+            else:  # no process of this pod here (never started, or started by an earlier runner)
+                await self._remove(pod)
             return None
         if worker is not None:
             return None
@@ -215,22 +223,38 @@ class Kubelet(Controller):
         return None
 
     def _terminate(self, key: tuple[str, str], worker: PodWorker, grace: float, finalize: Obj | None = None) -> None:
+        """Stop `worker`'s containers; for a graceful deletion (`finalize`: the pod) also report them
+        terminated and not ready, then remove the pod from the API, as the kubelet does."""
         if self.workers.get(key) is worker:
             del self.workers[key]
+        if finalize is not None:
+            self.stopping[key] = worker
 
         async def run() -> None:
-            await worker.terminate(grace)
-            if finalize is not None:  # what the kubelet does once the containers are gone
-                meta = finalize["metadata"]
-                with contextlib.suppress(ApiStatusError, aiohttp.ClientError):
-                    await self.kube.delete(
-                        k.PODS, meta.get("namespace"), meta["name"], grace_period_seconds=0,
-                        preconditions={"uid": meta["uid"]},
-                    )  # fmt: skip
+            try:
+                await worker.terminate(grace, final_status=finalize is not None)
+                if finalize is not None:
+                    await self._remove(finalize)
+            finally:
+                if self.stopping.get(key) is worker:
+                    del self.stopping[key]
 
         task = asyncio.create_task(run(), name=f"terminate-{key[0]}/{key[1]}")
         self.terminating.add(task)
         task.add_done_callback(self.terminating.discard)
+
+    async def _remove(self, pod: Obj) -> None:
+        """The end of a graceful deletion: delete the pod with grace 0 (this very pod: uid precondition)."""
+        meta = pod["metadata"]
+        try:
+            await self.kube.delete(
+                k.PODS, meta.get("namespace"), meta["name"], grace_period_seconds=0, preconditions={"uid": meta["uid"]}
+            )
+        except ApiStatusError as exc:
+            if exc.code not in (404, 409):
+                logger.warning("pod %s/%s not removed: %s", meta.get("namespace"), meta["name"], exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("pod %s/%s not removed: %s", meta.get("namespace"), meta["name"], exc)
 
     async def _unsupported(self, pod: Obj, foreign: list[tuple[str, str]]) -> None:
         """Pending for good, with a condition saying why, and one Warning Event per pod."""
@@ -282,6 +306,8 @@ class Kubelet(Controller):
     async def stop(self) -> None:
         """Stop the sync loop, then every process: SIGTERM, SIGKILL after the grace period (capped)."""
         await super().stop()
+        for stopping in self.stopping.values():
+            stopping.hurry(min(stopping.grace(), self.stop_grace_cap))
         workers = list(self.workers.items())
         self.workers.clear()
         await asyncio.gather(
@@ -295,7 +321,7 @@ class Kubelet(Controller):
         rows = []
         for obj in sorted(self.pods.items(), key=key_of):
             ns, name = key_of(obj)
-            worker = self.workers.get((ns, name))
+            worker = self.workers.get((ns, name)) or self.stopping.get((ns, name))
             pid = worker.main_pid() if worker is not None else None
             rows.append((ns, name, pid, kubectl_state(obj)))
         return rows
@@ -347,6 +373,9 @@ class PodWorker:
         self._main: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._final = False
+        self._terminal = False  # stopped for a deletion: containers terminated, phase Succeeded/Failed
+        self._kill_at: float | None = None
+        self._hurry = asyncio.Event()
         self._token_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -366,8 +395,19 @@ class PodWorker:
         self._writer = asyncio.create_task(self._write_status(), name=f"status-{self.namespace}/{self.name}")
         self._main = asyncio.create_task(self._run(), name=f"pod-{self.namespace}/{self.name}")
 
-    async def terminate(self, grace: float) -> None:
-        """Stop containers as the kubelet does on deletion: SIGTERM, SIGKILL after `grace` seconds."""
+    def hurry(self, grace: float) -> None:
+        """Kill within `grace` seconds from now if that is sooner than the termination under way."""
+        kill_at = asyncio.get_running_loop().time() + max(grace, 0.0)
+        if self._kill_at is None or kill_at < self._kill_at:
+            self._kill_at = kill_at
+            self._hurry.set()
+
+    async def terminate(self, grace: float, *, final_status: bool = False) -> None:
+        """Stop containers as the kubelet does on deletion: SIGTERM, SIGKILL after `grace` seconds
+        (sooner if `hurry` says so). With `final_status`, write the pod's last status: containers
+        terminated, not ready, phase Succeeded or Failed (kubelets since 1.27 do before deleting)."""
+        loop = asyncio.get_running_loop()
+        self.hurry(grace)
         self.stopping.update(self.procs)
         if self._main is not None:
             self._main.cancel()
@@ -379,8 +419,13 @@ class PodWorker:
             _signal_group(proc.pid, signal.SIGTERM)
         if procs:
             logger.info("stopping pod %s/%s (grace %.1fs)", self.namespace, self.name, grace)
-            waits = [asyncio.create_task(p.wait()) for _, p in procs]
-            _done, pending = await asyncio.wait(waits, timeout=max(grace, 0.0))
+            pending = {asyncio.create_task(p.wait()) for _, p in procs}
+            while pending and self._kill_at is not None and (left := self._kill_at - loop.time()) > 0:
+                self._hurry.clear()
+                hurried = asyncio.create_task(self._hurry.wait())
+                done, _ = await asyncio.wait({*pending, hurried}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                hurried.cancel()
+                pending -= done
             for t in pending:
                 t.cancel()
         for _name, proc in self.procs.items():
@@ -401,6 +446,42 @@ class PodWorker:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+        if final_status:
+            self._mark_terminated()
+            await self._write_final_status()
+
+    def _mark_terminated(self) -> None:
+        """Every container as the kubelet reports it on a terminated pod (exit code; 137 if it never ran)."""
+        self._terminal = True
+        for run in [*self.init_runs.values(), *self.runs.values()]:
+            proc = self.procs.get(run.name)
+            if run.state == "running" and proc is not None and proc.returncode is not None:
+                rc = proc.returncode
+                code = 128 - rc if rc < 0 else rc
+                run.state, run.exit_code, run.reason, run.message = "terminated", code, exit_reason(code), ""
+                run.finished_at = now_iso()
+            elif run.state != "terminated":  # never started, or waiting to restart
+                run.state, run.exit_code, run.reason = "terminated", 137, "ContainerStatusUnknown"
+                run.message = "The container could not be located when the pod was terminated"
+                run.finished_at = now_iso()
+            run.ready = run.started = False
+            run.pid = None
+
+    async def _write_final_status(self) -> None:
+        status = self.build_status()
+        for attempt in range(3):
+            try:
+                await self.kubelet.kube.patch(
+                    k.PODS, self.namespace, self.name, {"status": status}, subresource="status"
+                )
+                return
+            except ApiStatusError as exc:
+                if exc.code == 404:
+                    return
+                logger.warning("final status of pod %s/%s not written: %s", self.namespace, self.name, exc)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                logger.debug("final status of pod %s/%s not written: %s", self.namespace, self.name, exc)
+            await asyncio.sleep(0.2 * (attempt + 1))
 
     async def _run(self) -> None:
         try:
@@ -989,6 +1070,8 @@ class PodWorker:
         previous = (self.pod.get("status") or {}).get("conditions") or []
         runs = [self.runs[str(c["name"])] for c in self.containers]
         phase = pod_phase(self.restart_policy, runs, self.init_done)
+        if self._terminal:  # stopped for good: its containers will not be restarted whatever the policy
+            phase = "Succeeded" if all(r.exit_code == 0 for r in runs) else "Failed"
         not_ready = [r.name for r in runs if not r.ready]
         finished = phase in ("Succeeded", "Failed")
         ready = not not_ready and phase == "Running"
@@ -1060,6 +1143,13 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.write_text(text)
     tmp.chmod(0o600)
     tmp.replace(path)
+
+
+def deletion_grace(pod: Mapping[str, Any], spec_grace: float) -> float:
+    """Seconds between SIGTERM and SIGKILL for a pod being deleted: its deletionGracePeriodSeconds
+    (else the spec's), but at least MIN_KILL_GRACE, as the kubelet's killContainer does."""
+    grace = (pod.get("metadata") or {}).get("deletionGracePeriodSeconds")
+    return max(float(grace) if isinstance(grace, int | float) else spec_grace, MIN_KILL_GRACE)
 
 
 def _signal_group(pid: int, sig: int) -> None:
