@@ -12,6 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,100 @@ def replicas(apps: client.AppsV1Api, name: str) -> int | None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def events(core: client.CoreV1Api, name: str = "churn") -> list[Any]:
+    return list(core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items)
+
+
+def wait_event(core: client.CoreV1Api, reason: str, name: str = "churn", timeout: float = 15.0) -> Any:
+    return wait(lambda: next((e for e in events(core, name) if e.reason == reason), None), f"{reason} Event", timeout)
+
+
+@pytest.fixture
+def core(kubeconfig: Path) -> client.CoreV1Api:
+    return client.CoreV1Api(load_api_client(str(kubeconfig)))
+
+
+@dataclass
+class Cluster:
+    """One sandbox API server, the operator and the fake Deployment controller, shared by a
+    module's tests (each test uses its own object names): starting and stopping an operator
+    costs seconds that the tests would otherwise spend waiting."""
+
+    api: CustomObjects
+    apps: client.AppsV1Api
+    core: client.CoreV1Api
+    custom: client.CustomObjectsApi
+    controller: FakeDeploymentController
+    tmp: Path
+
+    def register(self, name: str, version: str, model: str, stage: str = "None", approved: bool = False) -> None:
+        self.api.create(MODEL_VERSION, NS, model_version(self.tmp, name, version, stage, approved, model))
+        wait_verified(self.api, name)
+
+    def deploy_v1(self, name: str, **canary: Any) -> Obj:
+        """``<name>-v1`` registered, ModelDeployment ``name`` (4 replicas) Healthy on it."""
+        self.register(f"{name}-v1", "1", name)
+        self.api.create(MODEL_DEPLOYMENT, NS, model_deployment(name, model={"versionRef": f"{name}-v1"}, **canary))
+        return wait_status(self.api, lambda s: s.get("phase") == "Healthy", "first deploy Healthy", name)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from modelops.runner import OperatorConfig, OperatorThread
+    from modelops.sandbox import ServerThread
+    from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS
+    from tests.support.apiserver import CRDS
+
+    tmp = tmp_path_factory.mktemp("rollout")
+    server = ServerThread(port=0, crds=[CRDS, GATEWAY_API_CRDS], bookmark_interval=1.0).start()
+    kubeconfig = server.write_kubeconfig(tmp / "kubeconfig")
+    cfg = OperatorConfig(namespaces=[NS], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
+    api_client = load_api_client(str(kubeconfig))
+    apps = client.AppsV1Api(api_client)
+    controller = FakeDeploymentController(apps).start()
+    try:
+        with OperatorThread(cfg):
+            yield Cluster(
+                CustomObjects(api_client),
+                apps,
+                client.CoreV1Api(api_client),
+                client.CustomObjectsApi(api_client),
+                controller,
+                tmp,
+            )
+    finally:
+        controller.stop()
+        server.stop()
+
+
+LAX_SPEC = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+@pytest.fixture
+def lax_operator(tmp_path: Path) -> Iterator[tuple[CustomObjects, client.CoreV1Api]]:
+    """A sandbox whose ModelDeployment CRD validates nothing in spec (an old CRD left installed),
+    with the operator running against it: specs reach the operator that the real CRD refuses."""
+    import yaml
+
+    from modelops.runner import OperatorConfig, OperatorThread
+    from modelops.sandbox import ServerThread
+    from tests.support.apiserver import CRDS
+
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    for path in CRDS.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if doc["spec"]["names"]["kind"] == "ModelDeployment":
+            doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = LAX_SPEC
+        (crds / path.name).write_text(yaml.safe_dump(doc))
+    server = ServerThread(port=0, crds=[crds]).start()
+    kubeconfig = server.write_kubeconfig(tmp_path / "lax-kubeconfig")
+    cfg = OperatorConfig(namespaces=[NS], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
+    try:
+        with OperatorThread(cfg):
+            api_client = load_api_client(str(kubeconfig))
+            yield CustomObjects(api_client), client.CoreV1Api(api_client)
+    finally:
+        server.stop()
