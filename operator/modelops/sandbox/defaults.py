@@ -50,6 +50,13 @@ def _dict(parent: Obj, key: str) -> Obj | None:
     return value if isinstance(value, dict) else None
 
 
+def _child(parent: Obj, key: str) -> Obj | None:
+    """`parent[key]`, created empty when absent or null (null is unset to kube's decoder)."""
+    if parent.get(key) is None:
+        parent[key] = {}
+    return _dict(parent, key)
+
+
 def _dicts(parent: Obj | None, key: str) -> list[Obj]:
     value = parent.get(key) if parent is not None else None
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -175,7 +182,7 @@ def _pod_only(spec: Obj) -> None:
             resources = _dict(c, "resources")
             limits = _dict(resources, "limits") if resources is not None else None
             if resources is not None and limits:
-                requests = resources.setdefault("requests", {})
+                requests = _child(resources, "requests")
                 if isinstance(requests, dict):
                     for k, v in limits.items():
                         requests.setdefault(k, v)
@@ -192,7 +199,7 @@ def _pod_only(spec: Obj) -> None:
 def _template(template: Obj | None) -> None:
     if template is None:
         return
-    meta = template.setdefault("metadata", {})
+    meta = _child(template, "metadata")
     if isinstance(meta, dict):
         meta.setdefault("creationTimestamp", None)  # Go's zero metav1.Time in an embedded ObjectMeta
     spec = _dict(template, "spec")
@@ -201,13 +208,13 @@ def _template(template: Obj | None) -> None:
 
 
 def _claim(pvc: Obj) -> None:
-    meta = pvc.setdefault("metadata", {})
+    meta = _child(pvc, "metadata")
     if isinstance(meta, dict):
         meta.setdefault("creationTimestamp", None)
     spec = _dict(pvc, "spec")
     if spec is not None:
         _set_missing(spec, volumeMode="Filesystem")
-    status = pvc.setdefault("status", {})
+    status = _child(pvc, "status")
     if isinstance(status, dict):
         _set_missing(status, phase="Pending")
 
@@ -231,11 +238,11 @@ def pod(obj: Obj) -> None:
 def deployment(obj: Obj) -> None:
     spec = _spec(obj)
     _set_missing(spec, replicas=1)
-    strategy = spec.setdefault("strategy", {})
+    strategy = _child(spec, "strategy")
     if isinstance(strategy, dict):
         _set_missing(strategy, type="RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling = _child(strategy, "rollingUpdate")
             if isinstance(rolling, dict):
                 _set_missing(rolling, maxUnavailable="25%", maxSurge="25%")
     _set_missing(spec, revisionHistoryLimit=10, progressDeadlineSeconds=600)
@@ -251,15 +258,15 @@ def replica_set(obj: Obj) -> None:
 def stateful_set(obj: Obj) -> None:
     spec = _spec(obj)
     _set_missing(spec, podManagementPolicy="OrderedReady")
-    strategy = spec.setdefault("updateStrategy", {})
+    strategy = _child(spec, "updateStrategy")
     if isinstance(strategy, dict):
         if not strategy.get("type"):
             strategy["type"] = "RollingUpdate"
-            strategy.setdefault("rollingUpdate", {})
+            _child(strategy, "rollingUpdate")
         rolling = _dict(strategy, "rollingUpdate")
         if strategy["type"] == "RollingUpdate" and rolling is not None and rolling.get("partition") is None:
             rolling["partition"] = 0
-    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    retention = _child(spec, "persistentVolumeClaimRetentionPolicy")
     if isinstance(retention, dict):
         _set_missing(retention, whenDeleted="Retain", whenScaled="Retain")
     _set_missing(spec, replicas=1, revisionHistoryLimit=10)
@@ -270,11 +277,11 @@ def stateful_set(obj: Obj) -> None:
 
 def daemon_set(obj: Obj) -> None:
     spec = _spec(obj)
-    strategy = spec.setdefault("updateStrategy", {})
+    strategy = _child(spec, "updateStrategy")
     if isinstance(strategy, dict):
         _set_missing(strategy, type="RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling = _child(strategy, "rollingUpdate")
             if isinstance(rolling, dict):
                 for k, v in (("maxUnavailable", 1), ("maxSurge", 0)):
                     if rolling.get(k) is None:
@@ -329,7 +336,7 @@ def cron_job(obj: Obj) -> None:
     job_template = _dict(spec, "jobTemplate")
     if job_template is None:
         return
-    meta = job_template.setdefault("metadata", {})
+    meta = _child(job_template, "metadata")
     if isinstance(meta, dict):
         meta.setdefault("creationTimestamp", None)
     job_spec = _dict(job_template, "spec")
@@ -410,22 +417,18 @@ def generate_job_selector(obj: Obj) -> None:
     template = _dict(spec, "template")
     if spec.get("manualSelector") is True or template is None:
         return
-    tmeta = template.setdefault("metadata", {})
+    tmeta = _child(template, "metadata")
     if not isinstance(tmeta, dict):
         return
-    labels = tmeta.get("labels")
-    if not isinstance(labels, dict):
-        labels = tmeta["labels"] = {}
+    labels = _child(tmeta, "labels")
+    selector = _child(spec, "selector")
+    match = _child(selector, "matchLabels") if selector is not None else None
+    if labels is None or match is None:
+        return  # malformed: validation says so
     for label in JOB_NAME_LABELS:
         labels.setdefault(label, meta.get("name", ""))
     for label in JOB_UID_LABELS:
         labels.setdefault(label, meta.get("uid", ""))
-    selector = spec.get("selector")
-    if not isinstance(selector, dict):
-        selector = spec["selector"] = {}
-    match = selector.get("matchLabels")
-    if not isinstance(match, dict):
-        match = selector["matchLabels"] = {}
     match.setdefault(JOB_UID_LABELS[0], meta.get("uid", ""))
     _job_labels(obj)
 
