@@ -10,6 +10,7 @@ weight holds, without racing any clock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -18,9 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 
-from modelops.demo.traffic import Traffic
+from modelops.demo.traffic import Traffic, request_body
 from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict
 from tests.support.cluster import SandboxCluster, example, wait_until
 
@@ -55,6 +57,32 @@ def model_deployment(name: str, model: Obj, replicas: int, steps: list[Obj], **c
         "metadata": {"name": name},
         "spec": {"model": model, "replicas": replicas, "strategy": {"canary": {"steps": steps, **canary}}},
     }
+
+
+class Customers(Traffic):
+    """Live traffic whose requests score `rows` customers each, as a batch client sends them.
+
+    predictionShift compares predictions (rows), so ten rows a request give it ten times the
+    sample at the same request rate: PSI between two equal models stays far below its threshold
+    (a few hundred predictions per track and interval), while a shifted model stays far above.
+    """
+
+    def __init__(self, url: str, rate: float, concurrency: int, rows: int = 10) -> None:
+        super().__init__(url, rate=rate, concurrency=concurrency)
+        self.rows = rows
+
+    async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore) -> None:
+        try:
+            async with session.post(self.url, json=request_body(self._rng, self.rows)) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status == 200 and isinstance(body, dict):
+                    self._count(str(body.get("model_version", "?")))
+                else:
+                    self._count(f"http {resp.status}")
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            self._count("unreachable")
+        finally:
+            slots.release()
 
 
 def counts(tally: Counter[str]) -> dict[str, int]:
@@ -171,7 +199,7 @@ def good_rollout(cluster: SandboxCluster) -> GoodRollout:
     url = cluster.service_url(name, 80, ns) + INFER
     windows = []
     log.info("good: churn-v1 Healthy")
-    with Traffic(url, rate=30, concurrency=8) as traffic:
+    with Customers(url, rate=30, concurrency=8) as traffic:
         wait_tracks(cluster, name, ns, canary=0, stable=4)
         before = collect(traffic, 40)
         cluster.patch(MODEL_DEPLOYMENT, name, {"spec": {"model": {"versionRef": "churn-v2"}}}, ns)
@@ -181,6 +209,7 @@ def good_rollout(cluster: SandboxCluster) -> GoodRollout:
             endpoints_before = wait_tracks(cluster, name, ns, canary=canary, stable=4 - canary)
             log.info("good: at %d%%", weight)
             answers = collect(traffic, 200)
+            log.info("good: at %d%%: %s", weight, answers)
             windows.append(
                 Window(weight, status["canaryWeight"], answers, endpoints_before, tracks_of(cluster, name, ns))
             )
@@ -232,7 +261,7 @@ def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:
     for name in targets:
         cluster.wait_status(MODEL_DEPLOYMENT, name, healthy_on("churn-v2"), "Healthy on churn-v2", 150, ns)
     log.info("bad: churn-v2 Healthy")
-    traffic = {name: Traffic(cluster.service_url(name, 80, ns) + INFER, rate=15, concurrency=6) for name in targets}
+    traffic = {name: Customers(cluster.service_url(name, 80, ns) + INFER, rate=15, concurrency=6) for name in targets}
     out = {}
     running: list[Traffic] = []
     try:
@@ -269,8 +298,8 @@ def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:
                 canary_replicas=int(canary_deployment["spec"]["replicas"]),
             )
     finally:
-        for t in running:
-            t.stop()
+        for started in running:
+            started.stop()
     return out
 
 
@@ -324,7 +353,7 @@ def gateway_rollout(cluster: SandboxCluster) -> GatewayRollout:
         pods = Counter(tracks_of(cluster, name, ns))
         log.info("gateway: at %d%%", weight)
         answers = collect(traffic, 1000)
-        log.info("gateway: measured")
+        log.info("gateway: at %d%%: %s", weight, answers)
         promote_step(cluster, ns, name, 1)
         status = cluster.wait_status(MODEL_DEPLOYMENT, name, healthy_on("churn-v2"), "Healthy on churn-v2", 120, ns)
         wait_until(lambda: route_weights(cluster, ns, name) == {"churn-stable": 100, "churn-canary": 0}, "route 100/0")
