@@ -308,11 +308,13 @@ class ReplicaSetController(Controller):
             for pod in pods_to_delete(active, diff):
                 meta = pod["metadata"]
                 try:
-                    await self.kube.delete(k.PODS, namespace, meta["name"], preconditions={"uid": meta["uid"]})
+                    self.pods.deleted(
+                        await self.kube.delete(k.PODS, namespace, meta["name"], preconditions={"uid": meta["uid"]})
+                    )
                 except ApiStatusError as exc:
                     if exc.code not in (404, 409):
                         raise
-                self.pods.discard(namespace, meta["name"])
+                    self.pods.discard(namespace, meta["name"])
                 active = [p for p in active if p["metadata"]["uid"] != meta["uid"]]
                 await post_event(self.kube, rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}",
                                  "replicaset-controller")  # fmt: skip

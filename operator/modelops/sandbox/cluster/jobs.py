@@ -235,11 +235,13 @@ class JobController(Controller):
     async def _delete_pod(self, job: Obj, pod: Obj) -> None:
         meta = pod["metadata"]
         try:
-            await self.kube.delete(k.PODS, meta.get("namespace"), meta["name"], preconditions={"uid": meta["uid"]})
+            self.pods.deleted(
+                await self.kube.delete(k.PODS, meta.get("namespace"), meta["name"], preconditions={"uid": meta["uid"]})
+            )
         except ApiStatusError as exc:
             if exc.code not in (404, 409):
                 raise
-        self.pods.discard(meta.get("namespace"), meta["name"])
+            self.pods.discard(meta.get("namespace"), meta["name"])
         await post_event(self.kube, job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}", COMPONENT)
 
     async def _write(self, job: Obj, old: Obj, status: Obj) -> None:

@@ -432,6 +432,15 @@ class Informer:
     def discard(self, namespace: str | None, name: str) -> None:
         self.cache.pop((namespace or "", name), None)
 
+    def deleted(self, obj: Obj) -> None:
+        """Write through a delete's answer: an object still there (finalizers, a pod's graceful
+        deletion) stays cached marked for deletion, so it is not mistaken for a live one."""
+        key = key_of(obj)
+        if (obj.get("metadata") or {}).get("deletionTimestamp") and key in self.cache:
+            self.upsert(obj)
+        else:
+            self.cache.pop(key, None)
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"informer-{self.res.plural}")
@@ -466,7 +475,7 @@ class Informer:
             old = self.cache.get(key)
             if etype == "DELETED":
                 self.cache.pop(key, None)
-            else:
+            elif old is None or _rv_order(obj) >= _rv_order(old):  # not older than what `upsert` wrote through
                 self.cache[key] = obj
             await self._notify(etype, obj, old)
 
