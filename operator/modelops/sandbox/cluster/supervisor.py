@@ -476,7 +476,7 @@ class Supervisor:
         from modelops.sandbox.cluster.network import ClusterNetwork
         from modelops.sandbox.cluster.runner import WorkloadRunner
 
-        api = ApiServer(port=api_port, sock=api_sock)
+        api = ApiServer(port=api_port, sock=api_sock, pod_log_dir=layout.workloads / "pods")  # kubectl logs
         crd_res = api.store.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         try:
             for crd in [crdgen.crd(kind) for kind in crdgen.KINDS] + load_crd_files([GATEWAY_API_CRDS]):
