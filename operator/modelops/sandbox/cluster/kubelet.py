@@ -193,7 +193,7 @@ class Kubelet(Controller):
         pod = self.pods.get(namespace, name)
         worker = self.workers.get(key)
         if worker is not None and (pod is None or pod["metadata"].get("uid") != worker.uid):
-            self._terminate(key, worker, worker.grace())
+            self._terminate(key, worker, max(worker.grace(), MIN_KILL_GRACE))
             worker = None
         if pod is None:
             if key in self.stopping:  # removed before its grace period ended (a forced delete)
