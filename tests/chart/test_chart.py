@@ -74,6 +74,7 @@ EXPECTED_NAMESPACED: set[Permission] = (
     | {("batch", r, v) for r in ("cronjobs", "jobs") for v in MANAGE}
     | {("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in MANAGE}
     | {("gateway.networking.k8s.io", "httproutes", v) for v in MANAGE}
+    | {("gateway.networking.k8s.io", "gateways", "get")}
     | {("", "secrets", "get")}
 )
 EXPECTED_CLUSTER: set[Permission] = {

@@ -92,15 +92,19 @@ resource and verb is named (a test asserts it). docs/install.md gives the reason
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 # RBAC escalation prevention: the API server lets the operator create a Role only with
 # permissions the operator holds itself. The drift job's Role grants `get` on Secrets (data-source
-# credentials), so the operator needs `get` too. No list/watch: it cannot enumerate Secrets, and
-# it never reads one itself.
+# credentials), so the operator needs `get` too; it also checks that a ModelDeployment's
+# artifactCredentials Secret exists. No list/watch: it cannot enumerate Secrets.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# Exact traffic split for canaries when a Gateway API HTTPRoute is configured.
+# Exact traffic split for canaries when a Gateway API HTTPRoute is configured; the route's
+# parent Gateways are only read, to hold a rollout whose Gateway does not exist.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways"]
+  verbs: ["get"]
 {{- end -}}
 
 {{/* Cluster-scoped reads kopf needs in every mode. */}}

@@ -61,9 +61,12 @@ class ServerSpec(KubeModel):
     model_config = with_cel_rules(
         KubeModel.model_config,
         [
-            {"rule": "self.runtime != 'custom' || has(self.image)", "message": "runtime custom needs an image"},
             {
-                "rule": "self.runtime == 'custom' || !has(self.command)",
+                "rule": "!has(self.runtime) || self.runtime != 'custom' || has(self.image)",
+                "message": "runtime custom needs an image",
+            },
+            {
+                "rule": "(has(self.runtime) && self.runtime == 'custom') || !has(self.command)",
                 "message": "command applies to runtime custom only",
             },
         ],

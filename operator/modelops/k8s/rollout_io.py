@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import urllib3
 from kubernetes import client
+from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import BaseModel
@@ -122,7 +123,7 @@ def _gateway_blockers(api: client.ApiClient, namespace: str, spec: ModelDeployme
     gateway = canary.traffic_routing.gateway_api if canary and canary.traffic_routing else None
     if gateway is None:
         return []
-    custom = client.CustomObjectsApi(api)
+    custom = CustomObjectsApi(api)
     try:
         resources = custom.get_api_resources(GATEWAY_GROUP, GATEWAY_VERSION)
         served = {r.name for r in resources.resources or []}
@@ -157,7 +158,7 @@ def _secret_blockers(api: client.ApiClient, namespace: str, spec: ModelDeploymen
     ref = spec.server.artifact_credentials
     if ref is None:
         return []
-    core = client.CoreV1Api(api)
+    core = CoreV1Api(api)
     if _read(core.read_namespaced_secret, api, ref.name, namespace) is None:
         return [
             Blocker(
@@ -173,7 +174,7 @@ def observe(api: CustomObjects, body: Mapping[str, Any], spec: ModelDeploymentSp
     owner = owner_of(body)
     objects = {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, owner.namespace)}
     versions = {name: VersionInfo.from_object(o) for name, o in objects.items()}
-    apps = client.AppsV1Api(api.api)
+    apps = AppsV1Api(api.api)
     deployments: dict[str, Obj | None] = {
         track: _read(apps.read_namespaced_deployment, api.api, track_deployment_name(owner, track), owner.namespace)
         for track in ("stable", "canary")
@@ -182,7 +183,7 @@ def observe(api: CustomObjects, body: Mapping[str, Any], spec: ModelDeploymentSp
     blockers = [*_secret_blockers(api.api, owner.namespace, spec), *_gateway_blockers(api.api, owner.namespace, spec)]
     route_manifest = build_http_route(owner, spec, 0)
     if route_manifest is not None and not any(b.reason == "GatewayAPIMissing" for b in blockers):
-        custom = client.CustomObjectsApi(api.api)
+        custom = CustomObjectsApi(api.api)
         route = _read(
             custom.get_namespaced_custom_object,
             api.api,
@@ -240,21 +241,21 @@ class _Ops:
 
 def _ops(api: client.ApiClient, kind: str) -> _Ops:
     if kind == "Deployment":
-        apps = client.AppsV1Api(api)
+        apps = AppsV1Api(api)
         return _Ops(
             apps.create_namespaced_deployment,
             apps.read_namespaced_deployment,
             lambda n, ns, b: apps.patch_namespaced_deployment(n, ns, b, _content_type=MERGE_PATCH),
         )
     if kind == "Service":
-        core = client.CoreV1Api(api)
+        core = CoreV1Api(api)
         return _Ops(
             core.create_namespaced_service,
             core.read_namespaced_service,
             lambda n, ns, b: core.patch_namespaced_service(n, ns, b, _content_type=MERGE_PATCH),
         )
     if kind == "HTTPRoute":
-        custom = client.CustomObjectsApi(api)
+        custom = CustomObjectsApi(api)
         g, v, plural = GATEWAY_GROUP, GATEWAY_VERSION, "httproutes"
         return _Ops(
             lambda ns, b: custom.create_namespaced_custom_object(g, v, ns, plural, b),
@@ -303,9 +304,7 @@ def _scale(api: client.ApiClient, live: Obj, replicas: int) -> Outcome:
     meta = live["metadata"]
     body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"replicas": replicas}}
     try:
-        client.AppsV1Api(api).patch_namespaced_deployment(
-            meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH
-        )
+        AppsV1Api(api).patch_namespaced_deployment(meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH)
     except ApiException as exc:
         raise _translate(exc, f"Deployment/{meta['name']}") from exc
     return "updated"

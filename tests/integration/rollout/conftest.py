@@ -87,8 +87,12 @@ def wait_status(
     return wait(lambda: (st := status(api, name)) and pred(st) and st, what, timeout)  # type: ignore[no-any-return]
 
 
-def wait_verified(api: CustomObjects, name: str) -> None:
-    wait(lambda: (api.get(MODEL_VERSION, NS, name).get("status") or {}).get("phase") == "Verified", f"{name} Verified")
+def wait_verified(api: CustomObjects, name: str, timeout: float = 20.0) -> None:
+    wait(
+        lambda: (api.get(MODEL_VERSION, NS, name).get("status") or {}).get("phase") == "Verified",
+        f"{name} Verified",
+        timeout,
+    )
 
 
 class FakeDeploymentController:
