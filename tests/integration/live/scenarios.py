@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from modelops.demo.traffic import Traffic, request_body
+from modelops.demo.traffic import Tally, Traffic, request_body
 from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict
 from tests.support.cluster import SandboxCluster, example, wait_until
 
@@ -70,6 +70,13 @@ class Customers(Traffic):
     def __init__(self, url: str, rate: float, concurrency: int, rows: int = 10) -> None:
         super().__init__(url, rate=rate, concurrency=concurrency)
         self.rows = rows
+        self.everything: Counter[str] = Counter()
+        """Every answer since the start, windows or not."""
+
+    def take(self) -> Tally:
+        tally = super().take()
+        self.everything.update(tally.counts)
+        return tally
 
     async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore) -> None:
         try:
@@ -174,6 +181,8 @@ class GoodRollout:
     before: dict[str, int]
     windows: list[Window]
     after: dict[str, int]
+    everything: dict[str, int]
+    """Every answer from before the canary to after the promotion hand-over."""
     status: Obj
     model_version_v2: Obj
     model_version_v1: Obj
@@ -189,7 +198,7 @@ GOOD_PAUSES = ((1, 25), (4, 50), (7, 75))
 
 
 def good_rollout(cluster: SandboxCluster) -> GoodRollout:
-    """churn-v1 -> churn-v2 on 4 replicas behind the Service `churn`, 40 requests/s, one connection each."""
+    """churn-v1 -> churn-v2 on 4 replicas behind the Service `churn`, 30 requests/s, one connection each."""
     ns, name = "live-good", "churn"
     in_namespace(cluster, ns, V1, V2)
     # maxSurge 100%: the promotion hand-over starts the new stable's 4 pods at once
@@ -199,7 +208,8 @@ def good_rollout(cluster: SandboxCluster) -> GoodRollout:
     url = cluster.service_url(name, 80, ns) + INFER
     windows = []
     log.info("good: churn-v1 Healthy")
-    with Customers(url, rate=30, concurrency=8) as traffic:
+    traffic = Customers(url, rate=30, concurrency=8)
+    with traffic:
         wait_tracks(cluster, name, ns, canary=0, stable=4)
         before = collect(traffic, 40)
         cluster.patch(MODEL_DEPLOYMENT, name, {"spec": {"model": {"versionRef": "churn-v2"}}}, ns)
@@ -218,11 +228,13 @@ def good_rollout(cluster: SandboxCluster) -> GoodRollout:
         log.info("good: churn-v2 Healthy")
         wait_tracks(cluster, name, ns, canary=0, stable=4)
         after = collect(traffic, 100)
+    traffic.take()
     return GoodRollout(
         namespace=ns,
         before=before,
         windows=windows,
         after=after,
+        everything=counts(traffic.everything),
         status=status,
         model_version_v2=cluster.get(MODEL_VERSION, "churn-v2", ns),
         model_version_v1=cluster.get(MODEL_VERSION, "churn-v1", ns),
@@ -246,6 +258,8 @@ class RolledBack:
     status: Obj
     events: list[Obj]
     canary_replicas: int
+    everything: dict[str, int] = field(default_factory=dict)
+    """Every answer, from before the canary to the end."""
 
 
 BAD_STEPS: list[Obj] = [{"setWeight": 50}, {"analysis": checks()}, {"setWeight": 100}]
@@ -300,6 +314,9 @@ def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:
     finally:
         for started in running:
             started.stop()
+    for name, rolled in out.items():
+        traffic[name].take()
+        rolled.everything = counts(traffic[name].everything)
     return out
 
 
@@ -316,12 +333,28 @@ class GatewayRollout:
     after: dict[str, int]
     route_weights_after: dict[str, int]
     status: Obj
+    everything: dict[str, int]
+    """Every answer through the gateway, from before the canary to after the promotion."""
 
 
 def route_weights(cluster: SandboxCluster, namespace: str, name: str) -> dict[str, int]:
-    route = cluster.plain(cluster.custom.get_namespaced_custom_object(*GATEWAY_API, namespace, "httproutes", name))
-    refs = route["spec"]["rules"][0]["backendRefs"]
-    return {str(r["name"]): int(r.get("weight", 1)) for r in refs}
+    """The HTTPRoute's backend weights, once the gateway has accepted its current generation."""
+
+    def check() -> dict[str, int] | None:
+        route = cluster.plain(cluster.custom.get_namespaced_custom_object(*GATEWAY_API, namespace, "httproutes", name))
+        generation = route["metadata"]["generation"]
+        parents = (route.get("status") or {}).get("parents") or []
+        accepted = [
+            c
+            for p in parents
+            for c in p.get("conditions") or []
+            if c["type"] == "Accepted" and c["status"] == "True" and c.get("observedGeneration") == generation
+        ]
+        if not accepted:
+            return None
+        return {str(r["name"]): int(r.get("weight", 1)) for r in route["spec"]["rules"][0]["backendRefs"]}
+
+    return wait_until(check, f"HTTPRoute {namespace}/{name} accepted by the gateway", within=30)
 
 
 def gateway_rollout(cluster: SandboxCluster) -> GatewayRollout:
@@ -346,7 +379,8 @@ def gateway_rollout(cluster: SandboxCluster) -> GatewayRollout:
     cluster.wait_status(MODEL_DEPLOYMENT, name, healthy_on("churn-v1"), "Healthy on churn-v1", 150, ns)
     url = cluster.gateway_url("web", 80, ns) + INFER
     log.info("gateway: churn-v1 Healthy")
-    with Traffic(url, rate=40, concurrency=8) as traffic:
+    traffic = Customers(url, rate=40, concurrency=8)
+    with traffic:
         cluster.patch(MODEL_DEPLOYMENT, name, {"spec": {"model": {"versionRef": "churn-v2"}}}, ns)
         cluster.wait_status(MODEL_DEPLOYMENT, name, at_pause(1), "paused at step 1", 120, ns)
         weights = route_weights(cluster, ns, name)
@@ -359,6 +393,7 @@ def gateway_rollout(cluster: SandboxCluster) -> GatewayRollout:
         wait_until(lambda: route_weights(cluster, ns, name) == {"churn-stable": 100, "churn-canary": 0}, "route 100/0")
         wait_tracks(cluster, "churn-stable", ns, canary=0, stable=1)
         after = collect(traffic, 100)
+    traffic.take()
     return GatewayRollout(
         weight=weight,
         answers=answers,
@@ -367,6 +402,7 @@ def gateway_rollout(cluster: SandboxCluster) -> GatewayRollout:
         after=after,
         route_weights_after=route_weights(cluster, ns, name),
         status=status,
+        everything=counts(traffic.everything),
     )
 
 

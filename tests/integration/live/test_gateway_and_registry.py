@@ -28,6 +28,7 @@ def test_gateway_api_split_matches_the_step_weight(gateway_rollout: GatewayRollo
     assert abs(100 * r.answers.get("2", 0) / total - 30) <= 3, r.answers
     assert r.route_weights_after == {"churn-stable": 100, "churn-canary": 0}
     assert set(r.after) == {"2"}, r.after
+    assert set(r.everything) == {"1", "2"}, r.everything  # no request failed, hand-over included
     assert r.status["stableVersion"] == "churn-v2"
 
 
