@@ -264,6 +264,11 @@ def _is_active_pod(pod: Mapping[str, Any]) -> bool:
     return phase not in ("Succeeded", "Failed") and not (pod.get("metadata") or {}).get("deletionTimestamp")
 
 
+def _running(pod: Mapping[str, Any]) -> bool:
+    """kube's oldPodsRunning: a pod not in a terminal phase may run, even while it terminates."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
 # -- ReplicaSet controller -------------------------------------------------------------------
 
 
@@ -548,7 +553,7 @@ class DeploymentController(Controller):
             return await self._sync_status(d, self.owned_rs(d), new_rs)
         old_uids = {rs["metadata"]["uid"] for rs in old}
         ns = d["metadata"].get("namespace")
-        if any(controller_uid(p) in old_uids and _is_active_pod(p) for p in self.pods.items(ns)):
+        if any(controller_uid(p) in old_uids and _running(p) for p in self.pods.items(ns)):
             return await self._sync_status(d, rs_list, new_rs)
         desired = replicas_of(d)
         if new_rs is None:
