@@ -252,10 +252,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 LAX_SPEC = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
-@pytest.fixture
-def lax_operator(tmp_path: Path) -> Iterator[tuple[CustomObjects, client.CoreV1Api]]:
-    """A sandbox whose ModelDeployment CRD validates nothing in spec (an old CRD left installed),
-    with the operator running against it: specs reach the operator that the real CRD refuses."""
+@pytest.fixture(scope="module")
+def lax_operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CustomObjects, client.CoreV1Api]]:
+    """A sandbox whose ModelDeployment CRD validates nothing in spec (an old CRD left installed)
+    and without the Gateway API CRDs, with the operator running against it: specs reach the
+    operator that the real CRD refuses."""
+    tmp_path = tmp_path_factory.mktemp("lax")
     import yaml
 
     from modelops.runner import OperatorConfig, OperatorThread

@@ -4,6 +4,7 @@ shares one cluster; each test works on its own ModelDeployment and model."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from tests.integration.rollout.conftest import (
     Cluster,
     cond,
     model_deployment,
+    model_version,
     replicas,
     status,
     wait,
@@ -257,3 +259,41 @@ def test_an_invalid_spec_the_api_server_let_through_is_a_condition_and_one_event
     time.sleep(0.5)  # kopf posts Events in batches: give a second one the chance to appear
     assert sum(1 for e in core.list_namespaced_event(NS).items if e.reason == "InvalidSpec") == 1
     assert status(api)["conditions"] == st["conditions"]
+
+
+def test_analysis_against_an_unreachable_prometheus_rolls_back_naming_the_address(cluster: Cluster):
+    """The operator measures through modelops.k8s.analysis: a Prometheus that cannot be reached is
+    an Error, never a pass; past errorLimit the analysis fails and the canary is rolled back."""
+    c, name = cluster, "prom"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends
+    metrics = [{"name": "errors", "kind": "errorRate", "max": 0.05, "interval": "1s", "errorLimit": 1}]
+    c.register(f"{name}-v1", "1", name)
+    c.register(f"{name}-v2", "2", name)
+    md = model_deployment(
+        name, model={"versionRef": f"{name}-v1"}, steps=[{"setWeight": 50}, {"analysis": {"metrics": metrics}}]
+    )
+    md["spec"]["prometheus"] = {"address": address}
+    c.api.create(MODEL_DEPLOYMENT, NS, md)
+    wait_status(c.api, lambda s: s.get("phase") == "Healthy", "v1", name)
+    c.api.patch(MODEL_DEPLOYMENT, NS, name, {"spec": {"model": {"versionRef": f"{name}-v2"}}})
+    st = wait_status(c.api, lambda s: s.get("phase") == "RolledBack", "rolled back by analysis", name)
+    run = st["analysisRuns"][-1]
+    assert (run["stepIndex"], run["version"], run["phase"]) == (1, f"{name}-v2", "Failed")
+    assert [m["phase"] for m in run["measurements"]] == ["Error", "Error"]
+    assert address in run["measurements"][0]["message"]
+    assert cond(st, "Stalled")["reason"] == "AnalysisFailed"
+    assert address in cond(st, "Stalled")["message"]
+    assert (replicas(c.apps, f"{name}-stable"), replicas(c.apps, f"{name}-canary")) == (4, 0)
+
+
+def test_without_the_gateway_api_installed_the_deploy_holds(lax_operator, tmp_path):
+    api, core = lax_operator
+    api.create(MODEL_VERSION, NS, model_version(tmp_path, "nogw-v1", "1", model="nogw"))
+    routing = {"gatewayApi": {"httpRoute": "nogw", "parentRefs": [{"name": "public"}]}}
+    api.create(MODEL_DEPLOYMENT, NS, model_deployment("nogw", model={"versionRef": "nogw-v1"}, trafficRouting=routing))
+    st = wait_status(api, lambda s: cond(s, "Ready").get("reason") == "GatewayAPIMissing", "GatewayAPIMissing", "nogw")
+    assert "the HTTPRoute API (gateway.networking.k8s.io/v1) is not installed" in st["message"]
+    assert cond(st, "Stalled")["status"] == "True"
+    assert wait_event(core, "GatewayAPIMissing", "nogw").type == "Warning"
