@@ -213,10 +213,12 @@ class Cluster:
         self.api.create(MODEL_VERSION, NS, model_version(self.tmp, name, version, stage, approved, model))
         wait_verified(self.api, name)
 
-    def deploy_v1(self, name: str, **canary: Any) -> Obj:
+    def deploy_v1(self, name: str, spec: Obj | None = None, **canary: Any) -> Obj:
         """``<name>-v1`` registered, ModelDeployment ``name`` (4 replicas) Healthy on it."""
         self.register(f"{name}-v1", "1", name)
-        self.api.create(MODEL_DEPLOYMENT, NS, model_deployment(name, model={"versionRef": f"{name}-v1"}, **canary))
+        md = model_deployment(name, model={"versionRef": f"{name}-v1"}, **canary)
+        md["spec"].update(spec or {})
+        self.api.create(MODEL_DEPLOYMENT, NS, md)
         return wait_status(self.api, lambda s: s.get("phase") == "Healthy", "first deploy Healthy", name)
 
 

@@ -55,7 +55,11 @@ def _rvs(c: Cluster, name: str) -> dict[str, str]:
 
 def test_first_deploy_then_an_unchanged_deployment_writes_nothing(cluster: Cluster):
     c, name = cluster, "first"
-    st = c.deploy_v1(name)
+    # quantities the API server may write back in another form ("0.5" CPU is "500m")
+    resources = {"requests": {"cpu": "0.5", "memory": "0.5Gi"}, "limits": {"memory": "1024Mi"}}
+    st = c.deploy_v1(
+        name, spec={"resources": resources, "server": {"env": [{"name": "OMP_NUM_THREADS", "value": "1"}]}}
+    )
     assert (st["stableVersion"], st.get("canaryVersion"), st["canaryWeight"]) == ("first-v1", None, 0)
     assert st["tracks"]["stable"]["replicas"] == 4
     assert st["tracks"]["stable"]["readyReplicas"] == 4
