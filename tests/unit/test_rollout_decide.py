@@ -467,3 +467,13 @@ def test_no_canary_strategy_replaces_through_the_hand_over():
     sim.run()
     assert sim.status.stable_version == "churn-v2"
     assert sim.status.phase == RolloutPhase.HEALTHY
+
+
+def test_a_deleted_stable_deployment_is_recreated():
+    sim = deployed()
+    sim.stable = type(sim.stable)()  # someone deleted churn-stable
+    d = sim.step()
+    assert d.stable == TrackPlan(4, "churn-v1")
+    assert sim.status.phase == RolloutPhase.PROGRESSING
+    sim.run()
+    assert sim.status.phase == RolloutPhase.HEALTHY

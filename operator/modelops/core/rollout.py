@@ -231,9 +231,12 @@ def _ready_running(track: TrackObservation, version: str | None, revision: str |
 
 
 def _stable_template(p: _Plan) -> str | None:
-    """The stable's template is rewritten only when it runs the spec's server revision."""
+    """The stable's template is rewritten only when it runs the spec's server revision (or when
+    its Deployment is gone: recreated with the spec's server rather than left missing)."""
     stable = p.status.tracks.stable
-    if p.status.stable_version and stable is not None and stable.revision == p.obs.server_revision:
+    if not p.status.stable_version:
+        return None
+    if (stable is not None and stable.revision == p.obs.server_revision) or not p.obs.stable.exists:
         return p.status.stable_version
     return None
 
