@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import requests
 
 from modelops.demo.traffic import Tally, Traffic, request_body
 from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict
@@ -173,6 +174,33 @@ class Window:
     answers: dict[str, int]
     endpoints_before: list[str]
     endpoints_after: list[str]
+    serving: dict[str, list[Obj]]
+    """status.deployments of churn-v1 and churn-v2 while the step held."""
+    prometheus_weight: float | None
+    """modelops_rollout_canary_weight of the deployment, as Prometheus scraped it from the operator."""
+
+
+def prometheus_value(cluster: SandboxCluster, query: str) -> float | None:
+    """The single value of an instant query (None: no series)."""
+    assert cluster.prometheus_url is not None
+    resp = requests.get(f"{cluster.prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
+    resp.raise_for_status()
+    result = resp.json()["data"]["result"]
+    return float(result[0]["value"][1]) if len(result) == 1 else None
+
+
+def settled_value(cluster: SandboxCluster, query: str, expected: float, within: float = 20.0) -> float | None:
+    """The query's value once it equals `expected` (scrapes lag), else the last value seen."""
+    deadline = time.monotonic() + within
+    while True:
+        value = prometheus_value(cluster, query)
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def serving(cluster: SandboxCluster, namespace: str, *versions: str) -> dict[str, list[Obj]]:
+    return {v: (cluster.status(MODEL_VERSION, v, namespace).get("deployments") or []) for v in versions}
 
 
 @dataclass
@@ -221,7 +249,17 @@ def good_rollout(cluster: SandboxCluster) -> GoodRollout:
             answers = collect(traffic, 200)
             log.info("good: at %d%%: %s", weight, answers)
             windows.append(
-                Window(weight, status["canaryWeight"], answers, endpoints_before, tracks_of(cluster, name, ns))
+                Window(
+                    weight=weight,
+                    status_weight=status["canaryWeight"],
+                    answers=answers,
+                    endpoints_before=endpoints_before,
+                    endpoints_after=tracks_of(cluster, name, ns),
+                    serving=serving(cluster, ns, "churn-v1", "churn-v2"),
+                    prometheus_weight=settled_value(
+                        cluster, f'modelops_rollout_canary_weight{{namespace="{ns}",deployment="{name}"}}', weight
+                    ),
+                )
             )
             promote_step(cluster, ns, name, index)
         status = cluster.wait_status(MODEL_DEPLOYMENT, name, healthy_on("churn-v2"), "Healthy on churn-v2", 150, ns)
@@ -258,6 +296,8 @@ class RolledBack:
     status: Obj
     events: list[Obj]
     canary_replicas: int
+    most_pods: int
+    """The largest sum of both tracks' Deployment replicas seen during the rollout (the budget)."""
     everything: dict[str, int] = field(default_factory=dict)
     """Every answer, from before the canary to the end."""
 
@@ -286,14 +326,23 @@ def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:
             traffic[name].take()
             cluster.patch(MODEL_DEPLOYMENT, name, {"spec": {"model": {"versionRef": version}}}, ns)
         during: dict[str, Counter[str]] = {name: Counter() for name in targets}
-        for name in targets:
+        most_pods = dict.fromkeys(targets, 0)
 
-            def rolled_back(s: Obj, name: str = name) -> bool:
+        last: dict[str, Obj] = {}
+        deadline = time.monotonic() + 120
+        # until both are RolledBack: count answers and the pods both tracks ask for
+        while not all(st.get("phase") == "RolledBack" for st in last.values()) or len(last) < len(targets):
+            if time.monotonic() > deadline:
+                pytest.fail(f"not RolledBack within 120s: {last}")
+            time.sleep(0.25)
+            for name in targets:
                 during[name].update(traffic[name].take().counts)
-                return bool(s.get("phase") == "RolledBack")
-
-            cluster.wait_status(MODEL_DEPLOYMENT, name, rolled_back, "RolledBack", 120, ns)
-            log.info("bad: %s RolledBack", name)
+                deployments = cluster.apps.list_namespaced_deployment(
+                    ns, label_selector=f"modelops.dev/deployment={name}"
+                ).items
+                most_pods[name] = max(most_pods[name], sum(d.spec.replicas or 0 for d in deployments))
+                last[name] = cluster.status(MODEL_DEPLOYMENT, name, ns)
+        log.info("bad: RolledBack")
         for name, version in targets.items():
             wait_tracks(cluster, name, ns, canary=0, stable=2)
             after = collect(traffic[name], 100)
@@ -310,6 +359,7 @@ def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:
                 status=cluster.status(MODEL_DEPLOYMENT, name, ns),
                 events=cluster.events(name, ns),
                 canary_replicas=int(canary_deployment["spec"]["replicas"]),
+                most_pods=most_pods[name],
             )
     finally:
         for started in running:

@@ -55,6 +55,11 @@ def test_good_version_rolls_out_through_three_weights_with_analysis_under_live_l
         assert set(window.answers) <= {"1", "2"}, window.answers  # no errors, no unreachable pods
         assert sum(window.answers.values()) >= 200
         assert abs(100 * share(window.answers, "2") - weight) <= 3, window
+        assert window.serving == {
+            "churn-v1": [{"namespace": r.namespace, "name": "churn", "track": "stable", "weight": 100 - weight}],
+            "churn-v2": [{"namespace": r.namespace, "name": "churn", "track": "canary", "weight": weight}],
+        }
+        assert window.prometheus_weight == weight
     assert set(r.after) == {"2"}, r.after
     # no request failed from before the canary to after the hand-over: pods joined the Service when
     # ready and left it before they stopped
@@ -124,6 +129,7 @@ def _rolled_back(r: RolledBack, metric: str, threshold: str) -> float:
     # not retried: one rollout only, and all traffic on the stable, also after the failed version changed
     assert reasons(r.events).count("RolloutStarted") == 1, r.events
     assert r.canary_replicas == 0
+    assert r.most_pods == 3  # the budget: replicas 2 + maxSurge 25% (rounded up to 1 pod), used and kept
     assert set(r.after) == {"2"}, r.after
     assert sum(r.after.values()) >= 100
     assert set(r.later) == {"2"}, r.later
