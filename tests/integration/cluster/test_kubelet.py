@@ -265,6 +265,36 @@ def test_no_credentials_when_automount_is_off(workloads: Workloads) -> None:
     assert not (w.state / "pods" / "default" / "quiet" / "kubeconfig").exists()
 
 
+def test_pod_of_a_missing_service_account_never_runs_and_never_gets_admin_access(workloads: Workloads) -> None:
+    """Without its account's token a pod must not run with the sandbox's credential-less (admin) access."""
+    w = workloads
+    pod = {
+        "metadata": {"name": "orphan"},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": "nobody",
+            "containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", "echo started"]}],
+        },
+    }
+    w.api.create(f"{CORE}/pods", pod)
+
+    def failed_mounts() -> list[Obj]:
+        return [e for e in w.api.items(f"{CORE}/events") if e["involvedObject"]["name"] == "orphan"]
+
+    (event, *_) = w.api.wait(failed_mounts, what="a Warning event")
+    assert event["type"] == "Warning"
+    assert 'serviceaccount "nobody" not found' in event["message"]
+    status = w.api.get(f"{CORE}/pods/orphan")["status"]
+    assert status["phase"] == "Pending"
+    assert "started" not in log_of(w, "orphan", "main")
+    assert not (w.state / "pods" / "default" / "orphan" / "kubeconfig").exists()
+    # the account appears: the pod runs, as itself
+    w.api.create(f"{CORE}/serviceaccounts", {"metadata": {"name": "nobody"}})
+    w.api.wait(lambda: w.api.get(f"{CORE}/pods/orphan")["status"].get("phase") == "Succeeded", what="Succeeded")
+    config = yaml.safe_load((w.state / "pods" / "default" / "orphan" / "kubeconfig").read_text())
+    assert config["users"][0]["user"]["token"]
+
+
 def test_restart_policies_never_and_on_failure(workloads: Workloads) -> None:
     w = workloads
     never = {

@@ -535,13 +535,13 @@ class PodWorker:
         while True:
             try:
                 await self._mount_volumes()
+                await self._credentials()
                 break
             except _MountError as exc:
                 self._set_waiting("ContainerCreating", str(exc))
                 await post_event(self.kubelet.kube, self.pod, "Warning", "FailedMount", str(exc), COMPONENT)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        await self._credentials()
 
     def _ports(self) -> list[int]:
         ports: set[int] = set()
@@ -691,13 +691,11 @@ class PodWorker:
                 "POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{sa}/token", body=body
             )
         except ApiStatusError as exc:
-            if exc.code in (404, 405):
-                self.kubelet.warn_once(
-                    f"token-{exc.code}-{exc.reason}",
-                    "no token for ServiceAccount %s/%s (%s); pods get a kubeconfig without credentials",
-                    self.namespace, sa, exc,
-                )  # fmt: skip
-                return None
+            if exc.code == 404:
+                # Never fall back to the sandbox's admin access: a pod runs as its account or not at all.
+                raise _MountError(
+                    f'error looking up service account {self.namespace}/{sa}: serviceaccount "{sa}" not found'
+                ) from None
             raise
         token = ((out or {}).get("status") or {}).get("token") if isinstance(out, dict) else None
         return str(token) if token else None
@@ -750,7 +748,7 @@ class PodWorker:
             await asyncio.sleep(TOKEN_SECONDS * 0.8)
             try:
                 token = await self._token(TOKEN_SECONDS)
-            except (ApiStatusError, aiohttp.ClientError, TimeoutError) as exc:
+            except (ApiStatusError, _MountError, aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("token of pod %s/%s not rotated: %s", self.namespace, self.name, exc)
                 continue
             if token:
