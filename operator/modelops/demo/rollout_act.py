@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelops.demo.stage import DemoFailure, Stage, condition, status_of
@@ -165,17 +166,18 @@ def run(stage: Stage) -> None:
         stage.say(
             f"  Stalled={stalled.get('status')} ({stalled.get('reason')}); failedVersion={st.get('failedVersion')}"
         )
-        watch(
-            stage,
-            view,
-            lambda o: (
-                not any(
-                    (status_of(o).get("tracks") or {}).get("canary", {}).get(k) for k in ("replicas", "readyReplicas")
-                )
-            ),
-            "the canary's pods to be gone",
-            60,
-        )
+        apps = client.AppsV1Api(stage.api.api)
+
+        def canary_gone(_: Obj) -> bool:
+            """The canary Deployment's controller has acted: its pods are terminating, out of every endpoint."""
+            try:
+                dep = apps.read_namespaced_deployment(f"{NAME}-canary", stage.namespace)
+            except ApiException as exc:
+                return exc.status == 404
+            observed = (dep.status.observed_generation or 0) >= (dep.metadata.generation or 0)
+            return bool(observed and not dep.spec.replicas and not dep.status.replicas)
+
+        watch(stage, view, canary_gone, "the canary's pods to be gone", 60)
         traffic.take()
         time.sleep(2.0)
         after = traffic.take()
