@@ -171,11 +171,13 @@ def run(stage: Stage) -> None:
         def canary_gone(_: Obj) -> bool:
             """The canary Deployment's controller has acted: its pods are terminating, out of every endpoint."""
             try:
-                dep = apps.read_namespaced_deployment(f"{NAME}-canary", stage.namespace)
+                raw = apps.read_namespaced_deployment(f"{NAME}-canary", stage.namespace)
             except ApiException as exc:
                 return exc.status == 404
-            observed = (dep.status.observed_generation or 0) >= (dep.metadata.generation or 0)
-            return bool(observed and not dep.spec.replicas and not dep.status.replicas)
+            dep: Obj = stage.api.api.sanitize_for_serialization(raw)
+            st, meta = dep.get("status") or {}, dep["metadata"]
+            observed = int(st.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+            return bool(observed and not dep["spec"].get("replicas") and not st.get("replicas"))
 
         watch(stage, view, canary_gone, "the canary's pods to be gone", 60)
         traffic.take()
