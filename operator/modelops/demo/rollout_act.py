@@ -173,7 +173,7 @@ def run(stage: Stage) -> None:
             try:
                 raw = apps.read_namespaced_deployment(f"{NAME}-canary", stage.namespace)
             except ApiException as exc:
-                return exc.status == 404
+                return bool(exc.status == 404)
             dep: Obj = stage.api.api.sanitize_for_serialization(raw)
             st, meta = dep.get("status") or {}, dep["metadata"]
             observed = int(st.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
