@@ -39,16 +39,20 @@ V1, V2 = "registry/churn-v1.yaml", "registry/churn-v2.yaml"
 V3, V4 = "canary/churn-v3.yaml", "canary/churn-v4.yaml"
 
 
-def checks(interval: str = "4s", count: int = 2) -> Obj:
-    """errorRate, latencyP99 and predictionShift, measured every few seconds on live traffic."""
+def checks(latency: bool = True, interval: str = "4s", count: int = 2) -> Obj:
+    """errorRate, latencyP99 and predictionShift, measured every few seconds on live traffic.
+
+    The latency bound is absolute (p99 under a second): on two busy cores one slow answer of a
+    fresh pod makes a p99 of ~30 requests many times the stable's, so a ratio would flake.
+    """
     common = {"interval": interval, "count": count, "minSamples": 10}
-    return {
-        "metrics": [
-            {"name": "errors", "kind": "errorRate", "max": 0.05, **common},
-            {"name": "latency", "kind": "latencyP99", "maxRatioToStable": 10, **common},
-            {"name": "shift", "kind": "predictionShift", "max": 0.2, **common},
-        ]
-    }
+    metrics: list[Obj] = [
+        {"name": "errors", "kind": "errorRate", "max": 0.05, **common},
+        {"name": "shift", "kind": "predictionShift", "max": 0.2, **common},
+    ]
+    if latency:
+        metrics.insert(1, {"name": "latency", "kind": "latencyP99", "max": 1.0, **common})
+    return {"metrics": metrics}
 
 
 def model_deployment(name: str, model: Obj, replicas: int, steps: list[Obj], **canary: Any) -> Obj:
@@ -302,7 +306,8 @@ class RolledBack:
     """Every answer, from before the canary to the end."""
 
 
-BAD_STEPS: list[Obj] = [{"setWeight": 50}, {"analysis": checks()}, {"setWeight": 100}]
+# without latency: which check catches each bad version must not depend on the machine's load
+BAD_STEPS: list[Obj] = [{"setWeight": 50}, {"analysis": checks(latency=False)}, {"setWeight": 100}]
 
 
 def bad_rollouts(cluster: SandboxCluster) -> dict[str, RolledBack]:

@@ -36,12 +36,13 @@ def reasons(events: list[Obj], type_: str | None = None) -> list[str]:
 def test_good_version_rolls_out_through_three_weights_with_analysis_under_live_load(good_rollout: GoodRollout) -> None:
     """churn-v1 -> churn-v2 on 4 replicas: 25%, 50%, 75%, each held and analysed, then 100%.
 
-    The traffic is 40 requests/s through the Service, a new connection per request, and the
-    service proxy balances connections round robin over the ready endpoints: with 4 replicas,
-    weight 25 is 1 canary pod of 4, 50 is 2 of 4, 75 is 3 of 4, so each pod gets every 4th
-    connection and a window of >= 200 answers differs from the pod ratio by at most one
-    unfinished round (4 answers, 2 points). The tolerance is 3 points; the endpoints are checked
-    to be exactly that ratio before and after each window.
+    The traffic is 30 requests/s (10 customers each) through the Service, a new connection per
+    request, and the service proxy balances connections round robin over the ready endpoints:
+    with 4 replicas, weight 25 is 1 canary pod of 4, 50 is 2 of 4, 75 is 3 of 4, so each pod gets
+    every 4th connection. A window of >= 200 answers then differs from the pod ratio only by its
+    edges (the round in progress, and the <= 8 requests in flight whose answers may fall in either
+    window): well under a point in practice. The tolerance is 3 points; the endpoints are checked
+    to be exactly that ratio before and after each window, so nothing else moves the split.
     """
     r = good_rollout
     assert set(r.before) == {"1"}, r.before
@@ -91,7 +92,7 @@ def test_good_version_rolls_out_through_three_weights_with_analysis_under_live_l
             assert all(m["samples"] >= 10 for m in taken), taken
         assert all(m["value"] == 0 for m in by_metric["errors"]), by_metric["errors"]
         assert all(0 <= m["value"] <= 0.2 for m in by_metric["shift"]), by_metric["shift"]
-        assert all(m["stableValue"] > 0 for m in by_metric["latency"]), by_metric["latency"]
+        assert all(0 < m["value"] <= 1 for m in by_metric["latency"]), by_metric["latency"]
 
     normal = reasons(r.events, "Normal")
     assert reasons(r.events, "Warning") == [], r.events
