@@ -18,7 +18,6 @@ from modelops.sandbox.cluster.deployments import (
     pods_to_delete,
     resolve_fenceposts,
     safe_encode,
-    selector_matches,
     set_condition,
 )
 from modelops.sandbox.cluster.jobs import wanted_active
@@ -36,6 +35,7 @@ from modelops.sandbox.cluster.podspec import (
     restart_delay,
     rewrite_mount_paths,
 )
+from modelops.sandbox.selectors import selector_matches
 
 
 def t(text: str) -> datetime:

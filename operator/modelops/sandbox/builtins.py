@@ -13,6 +13,7 @@ from typing import Any
 
 from modelops.sandbox.resources import Resource
 from modelops.sandbox.schema import Cause, fmt
+from modelops.sandbox.selectors import selector_matches
 
 Obj = dict[str, Any]
 
@@ -81,25 +82,6 @@ def _containers(base: str, pod: Obj) -> list[Cause]:
     return causes
 
 
-def _selector_matches(selector: Any, labels: dict[str, str]) -> bool:
-    if not isinstance(selector, dict):
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for req in selector.get("matchExpressions") or []:
-        key, op, values = req.get("key"), req.get("operator"), req.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 def builtin_causes(res: Resource, obj: Obj, old: Obj | None) -> list[Cause]:
     """Errors for a create (`old` None) or an update of a built-in kind."""
     causes: list[Cause] = []
@@ -122,7 +104,7 @@ def builtin_causes(res: Resource, obj: Obj, old: Obj | None) -> list[Cause]:
                     f"Invalid value: {_go(selector)}: empty selector is invalid for deployment",
                 )
             )
-        elif not _selector_matches(selector, labels):
+        elif not selector_matches(selector, labels):
             causes.append(
                 Cause("FieldValueInvalid", "spec.template.metadata.labels",
                       f"Invalid value: {_go(labels)}: `selector` does not match template `labels`")

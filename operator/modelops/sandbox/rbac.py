@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.sandbox.errors import ApiError
+from modelops.sandbox.selectors import selector_matches
 
 Obj = dict[str, Any]
 Objects = Mapping[tuple[str, str], Mapping[tuple[str, str], Obj]]
@@ -315,31 +316,6 @@ def _describe_subject(subject: Mapping[str, Any], binding_ns: str) -> str:
     return f'{subject.get("kind")} "{subject.get("name")}"'
 
 
-def _selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; empty matches all."""
-    if not isinstance(selector, Mapping):
-        return False
-    match_labels, expressions = selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
-    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
-        return False  # stored as given (built-ins are not schema-validated): a malformed selector selects nothing
-    for k, v in match_labels.items():
-        if labels.get(k) != v:
-            return False
-    for expr in expressions:
-        if not isinstance(expr, Mapping):
-            return False
-        key, op, values = str(expr.get("key")), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 class RoleNotFound(Exception):
     """A binding's roleRef names a role that does not exist (reported in the 403, as kube does)."""
 
@@ -364,7 +340,7 @@ def role_rules(policy: Policy, role_ref: Any, namespace: str, _seen: frozenset[s
             for other in policy.cluster_roles():
                 other_name = other["metadata"]["name"]
                 labels = other["metadata"].get("labels") or {}
-                if other_name != name and any(_selector_matches(s, labels) for s in selectors):
+                if other_name != name and any(selector_matches(s, labels) for s in selectors):
                     ref2 = {"kind": "ClusterRole", "name": other_name}
                     rules.extend(r for r in role_rules(policy, ref2, "", _seen | {name}) if r not in rules)
         return rules

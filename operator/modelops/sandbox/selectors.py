@@ -112,3 +112,28 @@ def field_matcher(
         return all((get(obj) == v) == eq for get, eq, v in reqs)
 
     return match
+
+
+def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels, matchExpressions) against labels; empty matches all."""
+    if not isinstance(selector, Mapping):
+        return False
+    match_labels, expressions = selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
+    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
+        return False  # stored as given (built-ins are not schema-validated): a malformed selector selects nothing
+    for k, v in match_labels.items():
+        if labels.get(k) != v:
+            return False
+    for expr in expressions:
+        if not isinstance(expr, Mapping):
+            return False
+        key, op, values = str(expr.get("key")), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True

@@ -165,27 +165,6 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector (matchLabels, matchExpressions) against labels; an empty selector matches all."""
-    if not selector:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or [])
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
-
-
 def set_condition(conditions: list[Obj], new: Obj) -> bool:
     """kube's SetDeploymentCondition: no change when type, status and reason are equal; the
     transition time is kept while the status does not change; the condition goes last."""

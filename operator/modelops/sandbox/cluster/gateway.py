@@ -39,6 +39,7 @@ from aiohttp import web
 
 from modelops.sandbox.cluster.endpoints import Backend, EndpointIndex
 from modelops.sandbox.cluster.kube import ApiResource, ApiStatusError, Informer, Kube, key_of
+from modelops.sandbox.selectors import selector_matches
 
 logger = logging.getLogger(__name__)
 
@@ -268,24 +269,6 @@ def _strip_times(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_times(v) for v in value]
     return value
-
-
-def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), set(expr.get("values") or [])
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
 
 
 class GatewayController:
@@ -530,7 +513,7 @@ class GatewayController:
         if source == "Selector":
             namespace = self.namespaces.get(None, route_ns)
             labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-            return namespace is not None and _selector_matches(ns_rule.get("selector") or {}, labels)
+            return namespace is not None and selector_matches(ns_rule.get("selector") or {}, labels)
         return route_ns == gw_ns
 
     # -- status ---------------------------------------------------------------------------------

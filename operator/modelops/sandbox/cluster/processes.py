@@ -8,6 +8,7 @@ when the *thread* that forked the child exits, so spawn children from the event 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -107,3 +108,17 @@ def open_log(path: Path) -> BinaryIO:
     """A child's log file, appended to (its directory created): pass as stdout/stderr."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return open(path, "ab")
+
+
+async def terminate(proc: asyncio.subprocess.Process | None, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds; returns once it is reaped."""
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

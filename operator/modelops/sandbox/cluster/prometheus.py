@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelops.sandbox.cluster.processes import die_with_parent, free_port, open_log
+from modelops.sandbox.cluster.processes import die_with_parent, free_port, open_log, terminate
 
 logger = logging.getLogger(__name__)
 
@@ -244,13 +244,4 @@ class PrometheusProcess:
 
     async def stop(self, grace: float = 3.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await terminate(proc, grace)

@@ -36,6 +36,7 @@ from modelops.sandbox.cluster.processes import (
     free_port,
     kill_all,
     open_log,
+    terminate,
     wait_gone,
 )
 
@@ -315,16 +316,7 @@ class ChildProcess:
     async def stop(self, grace: float = 1.0) -> None:
         """SIGTERM, SIGKILL after `grace`: the operator keeps its state in status, a hard stop loses nothing."""
         proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await terminate(proc, grace)
 
 
 async def _http_ok(url: str, session: Any) -> bool:
