@@ -62,7 +62,10 @@ def results(phases: str, name: str = "errors") -> list[MetricResult]:
         ({"count": 3, "inconclusiveLimit": 1}, "ISS", "Successful"),
         ({"count": 3, "inconclusiveLimit": 1}, "II", "Inconclusive"),
         ({"count": 3, "inconclusiveLimit": 0}, "I", "Inconclusive"),
-        ({"count": 2, "inconclusiveLimit": 5}, "II", "Successful"),
+        # ... but a metric never measured with enough traffic is never Successful, whatever the limit
+        ({"count": 2, "inconclusiveLimit": 5}, "II", "Inconclusive"),
+        ({"count": 2, "inconclusiveLimit": 5}, "IS", "Successful"),
+        ({"count": 3, "inconclusiveLimit": 5, "failureLimit": 1}, "IFI", "Inconclusive"),
         # errors are not measurements: they do not advance `count` ...
         ({"count": 2, "errorLimit": 2}, "ES", "Running"),
         ({"count": 2, "errorLimit": 2}, "ESES", "Successful"),

@@ -73,7 +73,8 @@ def metric_verdict(metric: AnalysisMetric, measurements: Sequence[MetricResult])
         if inconclusive > metric.inconclusive_limit:
             return "Inconclusive"
         if taken >= metric.count:
-            return "Successful"
+            # Too little traffic is Inconclusive, never Successful: at least one measurement must pass.
+            return "Successful" if taken > inconclusive + failed else "Inconclusive"
     return "Running"
 
 
