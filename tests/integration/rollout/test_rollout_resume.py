@@ -1,7 +1,7 @@
 """All rollout state lives in status: the operator, as a process, is SIGKILLed at the points of a
-rollout where a half-done action could be repeated (after a weight change, during a pause,
-between promoting the canary and scaling the old stable away), restarted, and must carry on at
-the same step: traffic never shifted twice, the pause clock not restarted.
+rollout where a half-done action could be repeated (after a weight change, during a pause, during
+analysis, between promoting the canary and scaling the old stable away), restarted, and must carry
+on at the same step: traffic never shifted twice, the pause and analysis clocks not restarted.
 
 A fault proxy between the operator and the sandbox API server holds the operator's status write
 at the chosen moment (the request is never forwarded), so the kill lands exactly there.
@@ -206,3 +206,40 @@ def test_killed_between_promoting_and_scaling_away_the_old_stable(
     assert versions.index("churn-v2") == versions.count("churn-v1")  # v1 ... then only v2: never back
     assert (replicas(apps, "churn-stable"), replicas(apps, "churn-canary")) == (4, 0)
     assert [h["event"] for h in st["history"]].count("Promoted") == 1
+
+
+def test_killed_during_analysis_keeps_the_run_and_its_measurements(op, ctl, custom_objects, tmp_path):
+    """The analysis run (its start, its measurements so far) is in status: a restart continues it."""
+    op.start()
+    metric = {"name": "errors", "kind": "errorRate", "max": 0.05, "interval": "1s", "count": 3, "errorLimit": 50}
+    steps = [{"setWeight": 25}, {"analysis": {"metrics": [metric]}}, {"pause": {}}]
+    custom_objects.create(MODEL_VERSION, NS, model_version(tmp_path, "churn-v1", "1"))
+    custom_objects.create(MODEL_VERSION, NS, model_version(tmp_path, "churn-v2", "2"))
+    wait_verified(custom_objects, "churn-v2", timeout=STARTUP)
+    md = model_deployment(steps=steps)
+    md["spec"]["prometheus"] = {"address": "http://127.0.0.1:1"}  # every measurement is an Error: never ends
+    custom_objects.create(MODEL_DEPLOYMENT, NS, md)
+    wait_status(custom_objects, lambda s: s.get("phase") == "Healthy", "v1 Healthy", timeout=STARTUP)
+    custom_objects.patch(MODEL_DEPLOYMENT, NS, "churn", {"spec": {"model": {"versionRef": "churn-v2"}}})
+
+    def measured(at_least: int) -> Callable[[dict], bool]:
+        def done(s: dict) -> bool:
+            runs = s.get("analysisRuns") or []
+            return bool(runs) and runs[-1].get("stepIndex") == 1 and len(runs[-1].get("measurements") or []) >= at_least
+
+        return done
+
+    before = wait_status(custom_objects, measured(1), "a first measurement", timeout=STARTUP)["analysisRuns"][-1]
+    op.kill()
+    assert before["measurements"][0]["phase"] == "Error"
+    assert "127.0.0.1:1" in before["measurements"][0]["message"]
+    taken = len(before["measurements"])
+    op.start()
+    st = wait_status(custom_objects, measured(taken + 2), "measurements after the restart", timeout=STARTUP)
+    op.kill()
+    runs = [r for r in st["analysisRuns"] if r.get("stepIndex") == 1]
+    assert len(runs) == 1  # the same run, not a new one
+    assert runs[0]["startedAt"] == before["startedAt"]  # its clock was not restarted
+    assert runs[0]["measurements"][:taken] == before["measurements"]  # nothing measured before the kill was lost
+    assert st["currentStepIndex"] == 1
+    assert st["canaryWeight"] == 25
