@@ -41,7 +41,7 @@ from modelops.core.rollout import Blocker, Decision, RolloutObservations, TrackO
 from modelops.core.version_selection import VersionInfo, select_version
 from modelops.k8s.analysis import AnalysisTarget, default_prometheus_url, measure
 from modelops.k8s.client import describe_unreachable
-from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, Rejected
+from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, NotFound, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,38 @@ def _secret_blockers(api: client.ApiClient, namespace: str, spec: ModelDeploymen
     return []
 
 
+def _version_objects(
+    api: CustomObjects, namespace: str, spec: ModelDeploymentSpec, status: Mapping[str, Any]
+) -> dict[str, Obj]:
+    """The ModelVersions one decision can touch, so a reconcile costs the same at 10 or 10,000 versions.
+
+    ``modelName`` must see every version of the namespace to pick the newest eligible one; a
+    ``versionRef`` deployment reads only the named version and those its status names (stable,
+    canary, failed, per track): exactly the versions whose ``status.deployments`` it may change.
+    """
+    if spec.model.version_ref is None:
+        return {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, namespace)}
+    tracks = status.get("tracks") or {}
+    names = {
+        spec.model.version_ref,
+        status.get("stableVersion"),
+        status.get("canaryVersion"),
+        status.get("failedVersion"),
+        *((tracks.get(t) or {}).get("version") for t in ("stable", "canary")),
+    }
+    objects: dict[str, Obj] = {}
+    for name in sorted(n for n in names if isinstance(n, str) and n):
+        try:
+            objects[name] = api.get(MODEL_VERSION, namespace, name)
+        except NotFound:
+            continue
+    return objects
+
+
 def observe(api: CustomObjects, body: Mapping[str, Any], spec: ModelDeploymentSpec) -> Observed:
     """Everything one decision needs: versions, both tracks, the route, missing prerequisites."""
     owner = owner_of(body)
-    objects = {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, owner.namespace)}
+    objects = _version_objects(api, owner.namespace, spec, body.get("status") or {})
     versions = {name: VersionInfo.from_object(o) for name, o in objects.items()}
     apps = AppsV1Api(api.api)
     deployments: dict[str, Obj | None] = {
