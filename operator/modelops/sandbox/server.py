@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -493,6 +493,25 @@ class ApiServer:
         return response
 
 
+def serve_until_stopped(loop: asyncio.AbstractEventLoop, stop: Callable[[], Awaitable[object]]) -> None:
+    """Run ``loop`` until ``loop.stop()``, then ``stop()`` and close it as ``asyncio.run`` would.
+
+    Tasks still parked (keep-alive connections, watches) are cancelled and awaited, so closing the
+    loop destroys no pending task. Shared by the server's and the workload runner's threads.
+    """
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(stop())
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 class ServerThread:
     """The sandbox in its own event loop on a daemon thread, for synchronous code (demo, sync clients)."""
 
@@ -527,19 +546,7 @@ class ServerThread:
             loop.close()
             return
         self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.api.stop())
-            # connection handlers still parked (keep-alive, watches): cancel them as asyncio.run does,
-            # so that closing the loop destroys no pending task
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        serve_until_stopped(loop, self.api.stop)
 
     @property
     def url(self) -> str:

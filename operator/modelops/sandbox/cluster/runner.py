@@ -20,6 +20,7 @@ from modelops.sandbox.cluster.deployments import DeploymentController, ReplicaSe
 from modelops.sandbox.cluster.jobs import JobController
 from modelops.sandbox.cluster.kube import Controller, Informer, Kube
 from modelops.sandbox.cluster.kubelet import Kubelet
+from modelops.sandbox.server import serve_until_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -182,17 +183,7 @@ class RunnerThread:
             loop.close()
             return
         self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.runner.stop())
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        serve_until_stopped(loop, self.runner.stop)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
