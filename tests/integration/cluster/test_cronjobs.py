@@ -89,8 +89,9 @@ def test_forbid_skips_runs_while_one_is_active_and_suspend_stops_it(workloads: W
     (first,) = w.api.wait(lambda: jobs_of(w, "solo"), what="a first Job")
     deadline = time.monotonic() + 30
     while not complete(w.api.get(f"{BATCH}/jobs/{first['metadata']['name']}")):
+        # at most one: the first may complete between the get above and this list (then none is active)
         active = [j for j in jobs_of(w, "solo") if not complete(j)]
-        assert len(active) == 1, [j["metadata"]["name"] for j in active]
+        assert len(active) <= 1, [j["metadata"]["name"] for j in active]
         assert time.monotonic() < deadline, "the first Job did not complete within 30 s"
         time.sleep(0.05)
     events = [e["reason"] for e in w.api.items(f"{CORE}/events") if e["involvedObject"]["name"] == "solo"]
