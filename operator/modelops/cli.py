@@ -1,7 +1,9 @@
 """The `modelops` command: one entry point, one module per command group under `modelops.commands`.
 
-Every failure a user can cause (bad kubeconfig, unreachable API, bad file) ends in one line on
-stderr and a non-zero exit, never a traceback.
+Every failure a user can cause (bad kubeconfig, unreachable API, bad file, bad flag) ends in one
+line on stderr and a non-zero exit, never a traceback: usage errors exit 2 (argparse's code),
+CLIError its own code (1 unless the command documents another). Anything unforeseen is still one
+line; ``-v`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from modelops import __version__
-from modelops.errors import CLIError
+from modelops.errors import CLIError, one_line
 
 # Each module defines `register(subparsers)` and sets `func` on its parsers. Only the module of
 # the command being run is imported, so `modelops serve` never pays for kopf or scipy.
@@ -25,8 +28,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("modelops.commands.sandbox", "a local cluster for trying and testing (up, down, status)"),
     "demo": ("modelops.commands.demo", "run the local end-to-end demo (no cluster needed)"),
     "drift": ("modelops.commands.drift", "drift checks, reference profiles and reports"),
+    "performance": ("modelops.commands.performance", "model performance from delayed labels (a CI gate)"),
     "serve": ("modelops.commands.serve", "serve a model over the Open Inference Protocol v2"),
 }
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to look) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -34,7 +45,7 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(argv: Sequence[str] | None = None, prog: str = "modelops") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
         description="Kubernetes-native MLOps: model registry, gated canary delivery, drift monitoring.",
     )
@@ -77,7 +88,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelops") -> int:
     except KeyboardInterrupt:
         return 130
     except CLIError as exc:
-        print(f"modelops: error: {exc}", file=sys.stderr)
+        print(f"modelops: error: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # a file or socket the command did not expect to fail
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"modelops: error: {one_line(exc.strerror or exc)}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"modelops: error: unexpected {type(exc).__name__}: {one_line(exc)} (rerun with -v for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -164,9 +164,9 @@ def test_bad_arguments_fail_fast(lr_artifact: ArtifactFile, capsys: pytest.Captu
     from modelops.cli import main
 
     base = ["serve", "--host", "127.0.0.1", "--port", str(free_port()), "--name", "lr", "--version", "1"]
-    assert main([*base, "--model-uri", str(lr_artifact.path), "--digest", "md5:abc"]) == 1
+    assert main([*base, "--model-uri", str(lr_artifact.path), "--digest", "md5:abc"]) == 2
     assert "--digest must look like sha256" in capsys.readouterr().err
-    assert main([*base, "--model-uri", str(lr_artifact.path)]) == 1
+    assert main([*base, "--model-uri", str(lr_artifact.path)]) == 2
     assert "serve needs --digest" in capsys.readouterr().err
     missing = ["--model-uri", "/nonexistent/model.joblib", "--digest", lr_artifact.digest, "--shutdown-delay", "0"]
     assert main([*base, *missing]) == 4

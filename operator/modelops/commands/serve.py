@@ -1,9 +1,11 @@
 """`modelops serve`: the built-in Open Inference Protocol v2 model server.
 
-Either name the artifact with flags (``--model-uri --digest --name --version``) or point at a
-registered ModelVersion's YAML (``--model-version mv.yaml``, as ``registry register --dry-run``
-prints it); flags given explicitly win. Exit codes: 0 after a graceful stop, 2 for bad
-arguments, 3 digest mismatch, 4 artifact unreachable, 5 model failed to load, 6 a worker died.
+Either name the artifact with flags (`--model-uri --digest --name --version`) or point at a
+registered ModelVersion's YAML (`--model-version mv.yaml`, as `registry register --dry-run`
+prints it); flags given explicitly win.
+
+Exit codes: 0 stopped gracefully, 2 bad arguments, 3 digest mismatch, 4 artifact unreachable,
+5 model failed to load, 6 a worker died, 7 a port could not be bound (busy or not allowed).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 
 import yaml
 
+from modelops.commands.args import plain, port
 from modelops.server.metrics import PREDICTION_BUCKETS
 
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+EXIT_USAGE = 2
 log = logging.getLogger("modelops.serve")
 
 
@@ -26,7 +30,7 @@ def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "serve",
         help="serve a model over the Open Inference Protocol v2 (REST)",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model = parser.add_argument_group("model")
@@ -36,12 +40,14 @@ def register(sub: Any) -> None:
     model.add_argument("--name", help="the model name in /v2/models/{name}")
     model.add_argument("--version", dest="model_version_id", metavar="VERSION", help="the model version")
     model.add_argument("--track", choices=("stable", "canary"), default="stable", help="metrics label (default stable)")
-    model.add_argument("--deployment", metavar="NAME", help="constant `deployment` label on all metrics")
+    model.add_argument("--deployment", metavar="NAME", help="constant deployment label on all metrics")
     model.add_argument("--framework", help="sklearn, onnx or module:Class (default: from the format or suffix)")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
-    net.add_argument("--port", type=int, default=8080, help="inference port (default 8080)")
-    net.add_argument("--metrics-port", type=int, help="serve /metrics here instead of on --port")
+    net.add_argument(
+        "--port", type=port(allow_zero=True), default=8080, help="inference port (default 8080; 0: any free port)"
+    )
+    net.add_argument("--metrics-port", type=port(), help="serve /metrics here instead of on --port")
     net.add_argument("--workers", type=int, default=1, help="processes sharing the port via SO_REUSEPORT (default 1)")
     net.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413 (10 MiB)")
     net.add_argument("--shutdown-delay", type=float, default=3.0, help="seconds not-ready before closing (3)")
@@ -89,14 +95,36 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from modelops.errors import CLIError
+
+    try:
+        return _serve(args)
+    except CLIError as exc:
+        exc.exit_code = EXIT_USAGE  # every refusal before serving is a bad argument
+        raise
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from modelops.errors import CLIError, describe_validation, describe_yaml_error, one_line
     from modelops.server.runtime import ServeConfig, serve
 
     base: dict[str, Any] = {}
     if args.model_version is not None:
         try:
             base = _from_model_version(args.model_version)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise CLIError(f"cannot read ModelVersion {args.model_version}: {exc}") from exc
+        except ValidationError as exc:
+            raise CLIError(
+                f"ModelVersion {args.model_version} is invalid: {describe_validation(exc, 'spec.')}"
+            ) from exc
+        except (OSError, ValueError, AttributeError, yaml.YAMLError) as exc:
+            if isinstance(exc, yaml.YAMLError):
+                reason = describe_yaml_error(exc)
+            elif isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror
+            else:
+                reason = one_line(exc)
+            raise CLIError(f"cannot read ModelVersion {args.model_version}: {reason}") from exc
     uri = args.model_uri or base.get("model_uri")
     digest = args.digest or base.get("digest")
     name = args.name or base.get("name")
@@ -116,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError("--deployment must not be empty")
     if args.workers < 1:
         raise CLIError("--workers must be at least 1")
+    if args.port == 0 and args.workers > 1:
+        raise CLIError("--port 0 (any free port) needs --workers 1: the workers must share one port")
     if args.prediction_log_format == "parquet":
         try:
             import pyarrow  # noqa: F401

@@ -211,7 +211,7 @@ class Worker:
         try:
             sock = bind(c.host, c.port, reuse_port=c.workers > 1)
         except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", c.host, c.port, exc)
+            log.error("cannot listen on %s:%d (--port): %s", c.host, c.port, exc.strerror or exc)
             await runner.cleanup()
             return EXIT_BIND_FAILED
         await web.SockSite(runner, sock, backlog=1024).start()
@@ -219,7 +219,13 @@ class Worker:
         if separate_metrics and self.index == 0 and c.metrics_port is not None:
             metrics_runner = web.AppRunner(build_metrics_app(self.state), access_log=None)
             await metrics_runner.setup()
-            await web.TCPSite(metrics_runner, c.host, host_port(c.metrics_port)).start()
+            try:
+                await web.TCPSite(metrics_runner, c.host, host_port(c.metrics_port)).start()
+            except OSError as exc:
+                log.error("cannot listen on %s:%d (--metrics-port): %s", c.host, c.metrics_port, exc.strerror or exc)
+                await metrics_runner.cleanup()
+                await runner.cleanup()
+                return EXIT_BIND_FAILED
         log.info("worker %d listening on %s:%d (live, not ready)", self.index, c.host, sock.getsockname()[1])
 
         loading = loop.run_in_executor(None, self._prepare)
