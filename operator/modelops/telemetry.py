@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from modelops.api.driftmonitor import DriftMonitorStatus
+from modelops.api.driftmonitor import DriftMonitorStatus, MonitorPhase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -108,6 +108,13 @@ DRIFT_LAST_CHECK = Gauge(
     registry=REGISTRY,
 )
 
+DRIFT_MONITOR_PHASE = Gauge(
+    "modelops_drift_monitor_phase",
+    "1 for the current phase of a DriftMonitor (Pending, Healthy, Drifted, Error), 0 for the others.",
+    ["namespace", "monitor", "phase"],
+    registry=REGISTRY,
+)
+
 _drift_series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
@@ -133,6 +140,9 @@ def set_drift_metrics(namespace: str, monitor: str, status: DriftMonitorStatus) 
     if status.last_check_time is not None:
         DRIFT_LAST_CHECK.labels(namespace, monitor).set(status.last_check_time.timestamp())
         series.append((DRIFT_LAST_CHECK, (namespace, monitor)))
+    for phase in MonitorPhase:
+        DRIFT_MONITOR_PHASE.labels(namespace, monitor, phase.value).set(1 if phase == status.phase else 0)
+        series.append((DRIFT_MONITOR_PHASE, (namespace, monitor, phase.value)))
     _drift_series[(namespace, monitor)] = series
 
 

@@ -14,13 +14,25 @@ import yaml
 
 from ._support import CHART_DIR, NAMESPACE, RELEASE, ROOT, VALUE_SETS, Renderer
 
-# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema shipped.
-KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion: the CRDs' CEL rules carry
+# `fieldPath`, which 1.28 introduced; older API servers reject it under strict field validation) and
+# the newest schema shipped.
+KUBE_VERSIONS = ("1.28.0", kubernetes_validate.latest_version())
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+HOOK = "helm.sh/hook"
 
 
 def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [m for m in manifests if m["kind"] == kind]
+
+
+def installed(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `helm install` creates: the manifests without hooks (the `helm test` resources)."""
+    return [m for m in manifests if HOOK not in (m["metadata"].get("annotations") or {})]
+
+
+def hooks(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in manifests if HOOK in (m["metadata"].get("annotations") or {})]
 
 
 def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -117,13 +129,25 @@ def test_every_manifest_is_valid_kubernetes(manifests: list[dict[str, Any]]) -> 
             kubernetes_validate.validate(manifest, version, strict=True)
         validated.add(manifest["kind"])
     assert {
+        "CustomResourceDefinition",
         "Deployment",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",  # the helm test Job's
+        "Job",
         "Service",
         "NetworkPolicy",
     } <= validated
+
+
+def test_oldest_supported_version_is_the_charts_kube_version() -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        assert chart.metadata["kubeVersion"] == f">={KUBE_VERSIONS[0]}-0"
+    # And the CRDs really need it: one release older rejects them.
+    crd = yaml.safe_load((ROOT / "crds" / "modeldeployments.modelops.dev.yaml").read_text())
+    with pytest.raises(kubernetes_validate.ValidationError, match="fieldPath"):
+        kubernetes_validate.validate(crd, "1.27.0", strict=True)
 
 
 def test_strict_validation_catches_unknown_fields(render: Renderer) -> None:
@@ -135,7 +159,7 @@ def test_strict_validation_catches_unknown_fields(render: Renderer) -> None:
 
 
 def test_every_manifest_is_namespaced_or_cluster_scoped_explicitly(manifests: list[dict[str, Any]]) -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "Namespace", "CustomResourceDefinition"}
     for manifest in manifests:
         has_namespace = "namespace" in manifest["metadata"]
         assert has_namespace != (manifest["kind"] in cluster_scoped), manifest["metadata"]["name"]
@@ -155,6 +179,18 @@ def test_every_manifest_is_namespaced_or_cluster_scoped_explicitly(manifests: li
         {"metrics": {"service": {"port": 0}}},
         {"serviceMonitor": {"enabled": "yes"}},
         {"rbac": {"create": True, "clusterWide": True}},
+        # Every object of the monitoring, CRD and test values is closed too: a typo fails.
+        {"crds": {"enable": True}},
+        {"crds": {"keep": "yes"}},
+        {"podMonitor": {"enabled": True, "intervall": "15s"}},
+        {"podMonitor": {"interval": "15 seconds"}},
+        {"grafanaDashboard": {"enabled": True, "label": {"grafana_dashboard": "1"}}},
+        {"grafanaDashboard": {"namespace": "Monitoring"}},
+        {"prometheusRule": {"enabled": True, "additionalLabels": {}}},
+        {"serviceMonitor": {"labels": {"release": 1}}},
+        {"tests": {"enabled": True, "image": "busybox"}},
+        {"tests": {"timeoutSeconds": 1}},
+        {"grafana": {"enabled": True}},  # unknown top-level key near a real one
     ],
     ids=lambda v: yaml.safe_dump(v, default_flow_style=True).strip(),
 )
@@ -183,16 +219,25 @@ def test_values_schema_is_strict_everywhere() -> None:
     assert set(defaults) == set(schema["properties"])
     for key in (
         "image",
+        "crds",
         "serviceAccount",
         "rbac",
         "metrics",
         "serviceMonitor",
+        "podMonitor",
         "prometheusRule",
+        "grafanaDashboard",
         "networkPolicy",
+        "tests",
         "resources",
     ):
         assert schema["properties"][key]["additionalProperties"] is False, key
     assert schema["properties"]["metrics"]["properties"]["service"]["additionalProperties"] is False
+    assert schema["properties"]["tests"]["properties"]["resources"]["additionalProperties"] is False
+    # And every object default in values.yaml is described key by key (no open object of ours).
+    for key, value in defaults.items():
+        if isinstance(value, dict) and schema["properties"][key].get("additionalProperties") is False:
+            assert set(value) <= set(schema["properties"][key]["properties"]), key
 
 
 # ---------------------------------------------------------------- the operator Deployment
@@ -306,7 +351,7 @@ def test_no_escalation_verbs(manifests: list[dict[str, Any]]) -> None:
 
 
 def test_cluster_wide_rbac(render: Renderer) -> None:
-    manifests = render({})
+    manifests = installed(render({}))
     assert by_kind(manifests, "Role") == []
     assert by_kind(manifests, "RoleBinding") == []
     roles = {r["metadata"]["name"]: r for r in by_kind(manifests, "ClusterRole")}
@@ -322,7 +367,7 @@ def test_cluster_wide_rbac(render: Renderer) -> None:
 
 
 def test_namespaced_rbac_grants_only_the_watched_namespaces(render: Renderer) -> None:
-    manifests = render(VALUE_SETS["namespaced"])
+    manifests = installed(render(VALUE_SETS["namespaced"]))
     roles = by_kind(manifests, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
@@ -351,12 +396,12 @@ def test_secrets_are_readable_by_name_only(render: Renderer) -> None:
 
 
 def test_rbac_can_be_disabled(render: Renderer) -> None:
-    kinds = {m["kind"] for m in render({"rbac": {"create": False}})}
+    kinds = {m["kind"] for m in installed(render({"rbac": {"create": False}}))}
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
 def test_existing_service_account(render: Renderer) -> None:
-    manifests = render({"serviceAccount": {"create": False, "name": "mine"}, "watchNamespaces": ["a"]})
+    manifests = installed(render({"serviceAccount": {"create": False, "name": "mine"}, "watchNamespaces": ["a"]}))
     assert by_kind(manifests, "ServiceAccount") == []
     assert one(manifests, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
     assert one(manifests, "RoleBinding")["subjects"][0]["name"] == "mine"
@@ -371,7 +416,7 @@ def test_metrics_service_targets_the_operator(render: Renderer) -> None:
     pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
-    assert not {m["kind"] for m in manifests} & CUSTOM_KINDS  # both off by default
+    assert not {m["kind"] for m in manifests} & CUSTOM_KINDS  # all off by default
 
 
 def test_service_monitor_selects_the_metrics_service(render: Renderer) -> None:
@@ -385,8 +430,12 @@ def test_service_monitor_selects_the_metrics_service(render: Renderer) -> None:
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
-    # The alerts select job="modelops": the job label comes from this Service label.
-    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "modelops"
+    # The operator's metrics carry the namespace of the resource they describe: honored, or
+    # Prometheus would rename it exported_namespace and the alerts would name the wrong namespace.
+    assert endpoint["honorLabels"] is True
+    # The alerts select job="modelops", whatever the release or nameOverride.
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "modelops"}]
+    assert "jobLabel" not in monitor["spec"]
 
 
 def test_service_monitor_needs_the_service() -> None:
@@ -408,20 +457,51 @@ def test_prometheus_rule_carries_the_alerts_file(render: Renderer) -> None:
 # ---------------------------------------------------------------- CRDs and the plain install manifest
 
 
-def test_chart_crds_are_the_repo_crds_byte_for_byte() -> None:
+def repo_crds() -> dict[str, dict[str, Any]]:
+    crds = {}
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        crds[crd["metadata"]["name"]] = crd
+    assert crds, "crds/ is empty"
+    return crds
+
+
+def test_chart_renders_the_repo_crds(render: Renderer) -> None:
+    # The copies the template reads are the generated crds/, byte for byte...
     repo = {p.name: p.read_bytes() for p in sorted((ROOT / "crds").glob("*.yaml"))}
-    chart = {p.name: p.read_bytes() for p in sorted((CHART_DIR / "crds").iterdir())}
-    assert repo, "crds/ is empty"
-    assert chart == repo, "charts/modelops/crds is stale: run `modelops crds --chart charts/modelops`"
-    # And Helm really ships them: its loader sees exactly these files.
+    chart = {p.name: p.read_bytes() for p in sorted((CHART_DIR / "files" / "crds").iterdir())}
+    assert chart == repo, "charts/modelops/files/crds is stale: run `modelops crds --chart charts/modelops`"
+    # ...and what the template renders is the same object, plus the release's labels and the keep policy.
+    rendered = {c["metadata"]["name"]: c for c in by_kind(render({}), "CustomResourceDefinition")}
+    expected = repo_crds()
+    assert set(rendered) == set(expected)
+    for name, crd in rendered.items():
+        meta = crd.pop("metadata")
+        source = expected[name]
+        source_meta = source.pop("metadata")
+        assert crd == source, name
+        assert meta["name"] == source_meta["name"]
+        assert source_meta["labels"].items() <= meta["labels"].items()
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert meta["labels"]["app.kubernetes.io/component"] == "crds"
+        assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_crds_are_not_in_helms_install_only_directory() -> None:
+    # crds/ would be installed once and never upgraded; the chart templates them instead.
+    assert not (CHART_DIR / "crds").exists()
     with helm.Chart.load(CHART_DIR) as loaded:
-        shipped = {c["filename"].rsplit("/", 1)[-1]: c["data"].encode() for c in loaded.crds}
-    assert shipped == repo
+        assert loaded.crds == []
 
 
-def test_templates_render_no_crds(manifests: list[dict[str, Any]]) -> None:
-    # CRDs live in crds/ only (installed first, never templated, never deleted by helm uninstall).
-    assert "CustomResourceDefinition" not in {m["kind"] for m in manifests}
+def test_crd_values(render: Renderer) -> None:
+    assert by_kind(render({"crds": {"enabled": False}}), "CustomResourceDefinition") == []
+    unkept = by_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert len(unkept) == 3
+    assert all("annotations" not in c["metadata"] for c in unkept)
+    argo = {"argocd.argoproj.io/sync-options": "Prune=false,ServerSideApply=true"}
+    annotated = by_kind(render({"crds": {"annotations": argo}}), "CustomResourceDefinition")
+    assert all(c["metadata"]["annotations"] == {**argo, "helm.sh/resource-policy": "keep"} for c in annotated)
 
 
 def test_install_manifest_is_not_stale() -> None:
@@ -447,7 +527,9 @@ def test_install_manifest_is_complete_and_valid(render: Renderer) -> None:
     assert namespace["kind"] == "Namespace"
     assert namespace["metadata"]["name"] == NAMESPACE
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert docs[1:] == render({})
+    # The default rendering, minus the CRDs (applied from crds/ first) and the helm test hooks.
+    assert docs[1:] == installed(render({"crds": {"enabled": False}}))
+    assert "CustomResourceDefinition" not in {d["kind"] for d in docs}
     for doc in docs:
         kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
         assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE

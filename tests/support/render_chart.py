@@ -3,7 +3,9 @@
     python -m tests.support.render_chart > examples/install/modelops-operator.yaml
 
 The output is the chart's default rendering (release `modelops` in namespace `modelops`) plus the
-Namespace, in Helm's install order. It does not import `modelops`: only helm-python-sdk and PyYAML.
+Namespace, in Helm's install order, without the CRDs (`crds.enabled=false`: they are applied from
+crds/, so that `kubectl delete -f` on this file never deletes them) and without the `helm test`
+hooks. It does not import `modelops`: only helm-python-sdk and PyYAML.
 tests/chart checks that the committed file is what this prints.
 """
 
@@ -32,15 +34,20 @@ INSTALL_ORDER = (
     "ServiceAccount",
     "Secret",
     "ConfigMap",
+    "CustomResourceDefinition",
     "ClusterRole",
     "ClusterRoleBinding",
     "Role",
     "RoleBinding",
     "Service",
     "Deployment",
+    "Job",
     "ServiceMonitor",
+    "PodMonitor",
     "PrometheusRule",
 )
+# The values of examples/install/modelops-operator.yaml: the CRDs come from crds/ instead.
+INSTALL_VALUES: dict[str, Any] = {"crds": {"enabled": False}}
 
 _DOC_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 
@@ -60,11 +67,18 @@ def render_documents(
     release: str = RELEASE,
     namespace: str = NAMESPACE,
     chart_dir: Path = CHART,
+    hooks: bool = True,
 ) -> list[str]:
-    """Every manifest the chart renders (NOTES.txt excluded), in Helm's install order."""
+    """Every manifest the chart renders (NOTES.txt excluded), in Helm's install order.
+
+    ``hooks=False`` leaves out hook resources (annotation ``helm.sh/hook``: the `helm test` Job
+    and its RBAC), which `helm install` does not create.
+    """
     with helm.Chart.load(chart_dir) as chart:
         rendered = chart.render(values=values, name=release, namespace=namespace, is_install=True)
     docs = [doc for path, text in rendered.items() if not path.endswith("NOTES.txt") for doc in split_documents(text)]
+    if not hooks:
+        docs = [doc for doc in docs if "helm.sh/hook" not in (yaml.safe_load(doc)["metadata"].get("annotations") or {})]
 
     def order(doc: str) -> tuple[int, str, str, str]:
         obj = yaml.safe_load(doc)
@@ -101,7 +115,10 @@ def install_manifest(*, release: str = RELEASE, namespace: str = NAMESPACE) -> s
         f"# Regenerate: {REGEN_COMMAND}\n"
         "# Install:    kubectl apply --server-side -f crds/ && kubectl apply -f examples/install/modelops-operator.yaml\n"
     )
-    docs = [namespace_document(namespace), *render_documents(release=release, namespace=namespace)]
+    docs = [
+        namespace_document(namespace),
+        *render_documents(INSTALL_VALUES, release=release, namespace=namespace, hooks=False),
+    ]
     return header + "".join(f"---\n{doc}\n" for doc in docs)
 
 

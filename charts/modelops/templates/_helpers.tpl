@@ -118,3 +118,39 @@ resource and verb is named (a test asserts it). docs/install.md gives the reason
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
 {{- end -}}
+
+{{/* The plurals of the CRDs in files/crds/ (a YAML list, sorted by file name). */}}
+{{- define "modelops.crdPlurals" -}}
+{{- $plurals := list -}}
+{{- range $path, $_ := .Files.Glob "files/crds/*.yaml" -}}
+{{- $plurals = append $plurals ($.Files.Get $path | fromYaml).spec.names.plural -}}
+{{- end -}}
+{{- toYaml $plurals -}}
+{{- end -}}
+
+{{/* A label map as a label selector string: k1=v1,k2=v2 (sorted by key). */}}
+{{- define "modelops.selectorString" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/* Labels of the `helm test` resources (not the operator's selector labels). */}}
+{{- define "modelops.testLabels" -}}
+helm.sh/chart: {{ include "modelops.chart" . }}
+app.kubernetes.io/name: {{ include "modelops.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: modelops
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Annotations of a `helm test` hook resource; (dict "weight" "N"). */}}
+{{- define "modelops.testHook" -}}
+helm.sh/hook: test
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}

@@ -8,11 +8,19 @@ from typing import Any
 
 from modelops.api.crdgen import write_all
 
+CHART_CRDS = Path("files") / "crds"
+"""Where a chart keeps its CRD copies: templates/crds.yaml renders them (not Helm's install-only crds/)."""
+
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("crds", help="generate crds/*.yaml from the API models")
     parser.add_argument("-o", "--output", default="crds", type=Path, help="directory (default: crds)")
-    parser.add_argument("--chart", type=Path, default=None, help="also copy into this chart's crds/ directory")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help="also copy into this chart's files/crds/ (the chart templates them: crds.enabled, crds.keep)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -20,6 +28,6 @@ def _run(args: argparse.Namespace) -> int:
     for path in write_all(args.output):
         print(path)
     if args.chart is not None:
-        for path in write_all(args.chart / "crds"):
+        for path in write_all(args.chart / CHART_CRDS):
             print(path)
     return 0
