@@ -1,7 +1,11 @@
 """Fetch artifact bytes by URI and verify their sha256 digest.
 
-Shared by the registry (verify on create) and the model server (verify before load): one
-implementation, so the two can never disagree on what a digest means.
+Two ways in, one meaning of a digest:
+
+- ``compute_digest`` / ``verify`` / ``open_uri``: blocking, for the model server (verify before
+  load) and the CLI (digest of a local file).
+- ``modelops.artifact_verifier.Verifier``: the operator's, asynchronous (aiohttp), with the
+  artifact policy, timeouts and fair fetch slots; it raises the exceptions defined here.
 """
 
 from __future__ import annotations
@@ -16,11 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from modelops.core.artifact_policy import Refusal
+
 CHUNK = 1 << 20
 
 
 class ArtifactUnreachable(Exception):
     """The bytes could not be read (missing file, HTTP error, unknown scheme): worth retrying."""
+
+
+class ArtifactRefused(ArtifactUnreachable):
+    """The operator's artifact policy forbids this fetch (scheme, host, address, redirect, size)."""
+
+    def __init__(self, uri: str, refusal: Refusal) -> None:
+        super().__init__(f"refused to read {uri}: {refusal.message}")
+        self.reason = refusal.reason
+        self.refusal = refusal
 
 
 class DigestMismatch(Exception):

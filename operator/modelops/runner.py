@@ -9,12 +9,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
+from modelops.artifact_verifier import FetchSettings, Verifier
+from modelops.core.artifact_policy import ArtifactPolicy
 from modelops.handlers import driftmonitor, modeldeployment, modelversion
 from modelops.hostports import host_port
 from modelops.k8s.analysis import set_default_prometheus_url
@@ -35,6 +37,10 @@ class OperatorConfig:
     host: str = "0.0.0.0"
     prometheus_url: str | None = None
     """Canary analysis's default Prometheus; None: env MODELOPS_PROMETHEUS_URL at each use."""
+    artifact_policy: ArtifactPolicy = field(default_factory=ArtifactPolicy)
+    """Which artifact URIs the operator may read. The default is a cluster's: no file://."""
+    artifact_fetch: FetchSettings = field(default_factory=FetchSettings)
+    """Timeouts and concurrency of artifact reads."""
 
 
 def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -55,9 +61,9 @@ def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
     )
 
 
-def build_registry(api_factory: Callable[[], CustomObjects]) -> kopf.OperatorRegistry:
+def build_registry(api_factory: Callable[[], CustomObjects], verifier: Verifier | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    modelversion.register(registry, api_factory)
+    modelversion.register(registry, api_factory, verifier or Verifier())
     modeldeployment.register(registry, api_factory)
     driftmonitor.register(registry, api_factory)
     return registry
@@ -92,7 +98,9 @@ async def run_operator(
             shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig))
         return shared["api"]
 
-    registry = build_registry(api_factory)
+    verifier = Verifier(cfg.artifact_policy, cfg.artifact_fetch)
+    log.info("artifact policy: %s", cfg.artifact_policy.describe())
+    registry = build_registry(api_factory, verifier)
     if cfg.prometheus_url:
         set_default_prometheus_url(cfg.prometheus_url)
 
@@ -104,16 +112,19 @@ async def run_operator(
         start_http_server(host_port(cfg.metrics_port), addr=cfg.host, registry=REGISTRY)
         log.info("metrics on http://%s:%d/metrics", cfg.host, cfg.metrics_port)
     liveness = f"http://{cfg.host}:{host_port(cfg.health_port)}/healthz" if cfg.health_port is not None else None
-    await kopf.operator(
-        registry=registry,
-        settings=build_settings(),
-        standalone=True,
-        clusterwide=cfg.clusterwide,
-        namespaces=list(cfg.namespaces),
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=build_settings(),
+            standalone=True,
+            clusterwide=cfg.clusterwide,
+            namespaces=list(cfg.namespaces),
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await verifier.close()
 
 
 class OperatorThread:

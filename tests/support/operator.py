@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modelops.core.artifact_policy import ArtifactPolicy
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.runner import OperatorConfig, OperatorThread
@@ -20,8 +21,15 @@ def custom_objects(kubeconfig: str) -> CustomObjects:
 
 @pytest.fixture
 def operator(kubeconfig: str) -> Iterator[OperatorThread]:
-    """The real operator (all handlers), namespace ``default``, in a thread with its own loop."""
-    cfg = OperatorConfig(namespaces=["default"], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
+    """The real operator (all handlers), namespace ``default``, in a thread with its own loop;
+    file:// artifacts allowed, as in the sandbox."""
+    cfg = OperatorConfig(
+        namespaces=["default"],
+        kubeconfig=str(kubeconfig),
+        health_port=None,
+        metrics_port=None,
+        artifact_policy=ArtifactPolicy.build(allow_file=True),  # file:// artifacts, as the sandbox allows
+    )
     with OperatorThread(cfg) as op:
         yield op
 

@@ -27,6 +27,7 @@ def start_operator(
     scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
     ports = ["--health-port", str(health_port or free_port()), "--metrics-port", str(metrics_port or free_port())]
     cmd = [sys.executable, "-m", "modelops.cli", "run", *scope, "--kubeconfig", kubeconfig, "--host", "127.0.0.1"]
+    cmd.append("--allow-file-artifacts")  # the tests register file:// artifacts, as the sandbox allows
     return subprocess.Popen(cmd + ports, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
 
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 from typing import Any
 
+from modelops.commands.artifact_options import add_artifact_arguments, artifact_config
 from modelops.errors import CLIError
 
 
@@ -25,6 +26,7 @@ def register(sub: Any) -> None:
         help="Prometheus for canary analysis when a ModelDeployment sets no spec.prometheus.address "
         "(default: $MODELOPS_PROMETHEUS_URL)",
     )
+    add_artifact_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -36,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError("choose the scope: --namespace NS (repeatable) or --all-namespaces")
     if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
         raise CLIError(f"--prometheus-url must be an http(s) URL, got {args.prometheus_url!r}")
+    artifact_policy, artifact_fetch = artifact_config(args)
     try:
         load_api_client(args.kubeconfig)  # fail fast, in one line, on a broken kubeconfig
     except KubeConnectionError as exc:
@@ -48,6 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         host=args.host,
         prometheus_url=args.prometheus_url,
+        artifact_policy=artifact_policy,
+        artifact_fetch=artifact_fetch,
     )
     asyncio.run(run_operator(cfg))
     return 0

@@ -33,6 +33,8 @@ class DigestObservation:
     actual: str | None = None
     size_bytes: int | None = None
     error: str | None = None
+    reason: str = "ArtifactUnreachable"
+    """Of an unreachable outcome: ``ArtifactRefused`` when the operator's artifact policy forbade the read."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,10 @@ def _apply_digest(
                 "phase": Phase.PENDING,
                 "verify_attempts": attempts,
                 "message": msg,
-                "conditions": set_condition(conds, READY, "False", "ArtifactUnreachable", msg, now, generation),
+                "conditions": set_condition(conds, READY, "False", obs.reason, msg, now, generation),
             }
         )
-        return pending, [EventSpec("Warning", "ArtifactUnreachable", msg)], delay
+        return pending, [EventSpec("Warning", obs.reason, msg)], delay
     verified = obs.outcome == "match"
     if verified:
         phase, reason, event = Phase.VERIFIED, "ArtifactVerified", "Verified"

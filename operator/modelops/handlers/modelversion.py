@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -11,10 +12,11 @@ from pydantic import ValidationError
 
 from modelops.api.base import describe_spec_error
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
+from modelops.artifact_verifier import Verifier
 from modelops.core.conditions import set_condition
-from modelops.core.registry import Decision, EventSpec, decide
+from modelops.core.registry import Decision, DigestObservation, EventSpec, decide, needs_digest_check
 from modelops.k8s import events
-from modelops.k8s.observe import observe_model_version
+from modelops.k8s.observe import observe_digest, observe_model_version
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
 from modelops.telemetry import forget_model_version, observe_reconcile, set_model_version_info
 
@@ -75,8 +77,14 @@ def apply_decision(
 
 
 def reconcile(
-    api: CustomObjects, body: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any], now: dt.datetime
+    api: CustomObjects,
+    body: dict[str, Any],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    now: dt.datetime,
+    digest: DigestObservation | None = None,
 ) -> None:
+    """Everything but reading the artifact (blocking API calls: run in a thread). ``digest`` is the
+    artifact check's outcome when one was made (None: a Pending version stays Pending)."""
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation", 1))
     with observe_reconcile(KIND) as outcome:
@@ -89,7 +97,7 @@ def reconcile(
             events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
             return
         status = ModelVersionStatus.model_validate(body.get("status") or {})
-        observations = observe_model_version(api, namespace, name, spec, status)
+        observations = observe_model_version(api, namespace, name, spec, status, digest)
         decision = decide(name, generation, spec, status, observations, now)
         apply_decision(api, namespace, body, decision, logger)
         new = decision.status
@@ -101,14 +109,31 @@ def reconcile(
             raise kopf.TemporaryError(new.message or "artifact unreachable", delay=decision.retry_after_seconds)
 
 
-def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
-    """Register the ModelVersion handlers on ``registry``; ``api_factory()`` returns a CustomObjects."""
+async def reconcile_async(
+    api: CustomObjects, body: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any], verifier: Verifier
+) -> None:
+    """Read the artifact on the event loop (a slow store holds no handler worker), then the rest in a thread."""
+    digest = None
+    try:
+        spec = ModelVersionSpec.model_validate(body.get("spec") or {})
+        status = ModelVersionStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        pass  # reconcile() reports it
+    else:
+        if needs_digest_check(status):
+            digest = await observe_digest(verifier, body["metadata"]["namespace"], spec)
+    await asyncio.to_thread(reconcile, api, body, logger, dt.datetime.now(dt.UTC), digest)
+
+
+def register(registry: kopf.OperatorRegistry, api_factory: Any, verifier: Verifier) -> None:
+    """Register the ModelVersion handlers on ``registry``; ``api_factory()`` returns a CustomObjects,
+    ``verifier`` reads artifacts (the operator's artifact policy, timeouts and fetch slots)."""
 
     @kopf.on.resume("modelops.dev", "v1alpha1", "modelversions", registry=registry)
     @kopf.on.create("modelops.dev", "v1alpha1", "modelversions", registry=registry)
     @kopf.on.update("modelops.dev", "v1alpha1", "modelversions", field="spec", registry=registry)
-    def model_version(**kwargs: Any) -> None:
-        reconcile(api_factory(), dict(kwargs["body"]), kwargs["logger"], dt.datetime.now(dt.UTC))
+    async def model_version(**kwargs: Any) -> None:
+        await reconcile_async(api_factory(), dict(kwargs["body"]), kwargs["logger"], verifier)
 
     @kopf.on.delete("modelops.dev", "v1alpha1", "modelversions", registry=registry, optional=True)
     def model_version_deleted(**kwargs: Any) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
-from modelops.artifacts import ArtifactUnreachable, compute_digest
-from modelops.core.registry import DigestObservation, Observations, Sibling, needs_digest_check
+from modelops.artifact_verifier import Verifier
+from modelops.artifacts import ArtifactRefused, ArtifactUnreachable
+from modelops.core.registry import DigestObservation, Observations, Sibling
 from modelops.k8s.resources import MODEL_VERSION, CustomObjects
 
 
-def observe_digest(spec: ModelVersionSpec) -> DigestObservation:
+async def observe_digest(verifier: Verifier, namespace: str, spec: ModelVersionSpec) -> DigestObservation:
+    """Read and hash the artifact on the event loop: the verifier's own slots and pool, never a
+    handler worker, so a slow store delays only its own versions."""
     try:
-        got = compute_digest(spec.artifact.uri)
+        got = await verifier.digest(spec.artifact.uri, namespace)
     except ArtifactUnreachable as exc:
-        return DigestObservation("unreachable", error=str(exc))
+        reason = "ArtifactRefused" if isinstance(exc, ArtifactRefused) else "ArtifactUnreachable"
+        return DigestObservation("unreachable", error=str(exc), reason=reason)
     return DigestObservation(
         "match" if got.value == spec.artifact.digest else "mismatch", actual=got.value, size_bytes=got.size_bytes
     )
@@ -36,9 +40,14 @@ def observe_siblings(api: CustomObjects, namespace: str, model_name: str) -> tup
 
 
 def observe_model_version(
-    api: CustomObjects, namespace: str, name: str, spec: ModelVersionSpec, status: ModelVersionStatus
+    api: CustomObjects,
+    namespace: str,
+    name: str,
+    spec: ModelVersionSpec,
+    status: ModelVersionStatus,
+    digest: DigestObservation | None,
 ) -> Observations:
-    digest = observe_digest(spec) if needs_digest_check(status) else None
+    """``digest``: the outcome of ``observe_digest``, read beforehand when ``needs_digest_check``."""
     wants_production = spec.stage == Stage.PRODUCTION and status.stage != Stage.PRODUCTION
     siblings = observe_siblings(api, namespace, spec.model_name) if wants_production else ()
     return Observations(digest, tuple(s for s in siblings if s.name != name))

@@ -224,6 +224,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from modelops.core.artifact_policy import ArtifactPolicy
     from modelops.runner import OperatorConfig, OperatorThread
     from modelops.sandbox import ServerThread
     from modelops.sandbox.cluster.gateway import GATEWAY_API_CRDS
@@ -232,7 +233,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("rollout")
     server = ServerThread(port=0, crds=[CRDS, GATEWAY_API_CRDS], bookmark_interval=1.0).start()
     kubeconfig = server.write_kubeconfig(tmp / "kubeconfig")
-    cfg = OperatorConfig(namespaces=[NS], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
+    cfg = OperatorConfig(
+        namespaces=[NS],
+        kubeconfig=str(kubeconfig),
+        health_port=None,
+        metrics_port=None,
+        artifact_policy=ArtifactPolicy.build(allow_file=True),  # file:// artifacts, as the sandbox allows
+    )
     api_client = load_api_client(str(kubeconfig))
     apps = client.AppsV1Api(api_client)
     controller = FakeDeploymentController(apps).start()
@@ -262,6 +269,7 @@ def lax_operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cus
     tmp_path = tmp_path_factory.mktemp("lax")
     import yaml
 
+    from modelops.core.artifact_policy import ArtifactPolicy
     from modelops.runner import OperatorConfig, OperatorThread
     from modelops.sandbox import ServerThread
     from tests.support.apiserver import CRDS
@@ -275,7 +283,13 @@ def lax_operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cus
         (crds / path.name).write_text(yaml.safe_dump(doc))
     server = ServerThread(port=0, crds=[crds]).start()
     kubeconfig = server.write_kubeconfig(tmp_path / "lax-kubeconfig")
-    cfg = OperatorConfig(namespaces=[NS], kubeconfig=str(kubeconfig), health_port=None, metrics_port=None)
+    cfg = OperatorConfig(
+        namespaces=[NS],
+        kubeconfig=str(kubeconfig),
+        health_port=None,
+        metrics_port=None,
+        artifact_policy=ArtifactPolicy.build(allow_file=True),  # file:// artifacts, as the sandbox allows
+    )
     try:
         with OperatorThread(cfg):
             api_client = load_api_client(str(kubeconfig))

@@ -446,7 +446,8 @@ class Supervisor:
         operator = ChildProcess(
             "operator",
             [sys.executable, "-m", "modelops.cli", "run", "--all-namespaces", "--kubeconfig", str(layout.kubeconfig),
-             "--health-port", str(health_port), "--metrics-port", str(metrics_port), "--host", "127.0.0.1"],
+             "--health-port", str(health_port), "--metrics-port", str(metrics_port), "--host", "127.0.0.1",
+             "--allow-file-artifacts"],  # local files are the sandbox's artifact store
             env, layout.log("operator"), layout.root,
         )  # fmt: skip
         await operator.start()
