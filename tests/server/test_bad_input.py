@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
 
 from modelops.server.frameworks import Model
+from modelops.server.tensors import BadRequest, decode_input
 
 from .conftest import ServeFactory
 
@@ -43,6 +45,8 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str]] = [
     ("objects as data", _body(shape=[1, 1], data=[{"a": 1}]), 400, "not a valid FP32"),
     ("null in INT64", _body(datatype="INT64", shape=[1, 2], data=[1, None]), 400, "INT64"),
     ("INT32 overflow", _body(datatype="INT32", shape=[1], data=[2**40]), 400, "INT32"),
+    ("FP16 overflow", _body(datatype="FP16", data=[70000.0, *ROW[1:]]), 400, "value 70000 overflows FP16"),
+    ("FP32 overflow", _body(data=[*ROW[1:], -1e39]), 400, "value -1e+39 overflows FP32"),
     ("numbers as BYTES", _body(datatype="BYTES", shape=[1], data=[1]), 400, "BYTES"),
     ("numbers as BOOL", _body(datatype="BOOL", shape=[2], data=[1, 0]), 400, "BOOL"),
     ("wrong feature count", _body(shape=[1, 19], data=ROW[:19]), 400, "expects 20 features, got 19"),
@@ -103,3 +107,17 @@ async def test_unknown_paths_and_methods_answer_json(serve_app: ServeFactory, lr
         assert resp.status == 405
         assert "POST" in resp.headers["Allow"]
         assert "error" in await resp.json()
+
+
+@pytest.mark.parametrize(("datatype", "value"), [("FP16", 65520.0), ("FP32", 3.5e38)])
+def test_float_overflow_is_bad_input_without_a_runtime_warning(datatype: str, value: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" would raise here
+        with pytest.raises(BadRequest) as caught:
+            decode_input({"name": "x", "shape": [2], "datatype": datatype, "data": [1.0, value]})
+    assert caught.value.status == 400
+    assert f"overflows {datatype}" in caught.value.message
+
+
+def test_largest_finite_fp16_is_accepted() -> None:
+    assert decode_input({"name": "x", "shape": [1], "datatype": "FP16", "data": [65504.0]})[2][0] == 65504.0

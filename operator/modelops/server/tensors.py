@@ -31,6 +31,12 @@ DATATYPES: dict[str, npt.DTypeLike] = {
     "BYTES": np.object_,
 }
 
+# Largest finite magnitude of each float datatype narrower than Python's: larger input overflows.
+FLOAT_LIMITS: dict[str, float] = {
+    "FP16": float(np.finfo(np.float16).max),
+    "FP32": float(np.finfo(np.float32).max),
+}
+
 _NAME_TO_DATATYPE: dict[str, str] = {
     "bool": "BOOL",
     "uint8": "UINT8",
@@ -128,7 +134,13 @@ def decode_input(raw: Any) -> tuple[str, str, np.ndarray[Any, Any]]:
         array = _bytes_array(name, data)
     else:
         try:
-            array = np.asarray(data, dtype=dtype)
+            if datatype in FLOAT_LIMITS:
+                with np.errstate(over="raise"):  # a number too large for the type is bad input, not inf
+                    array = np.asarray(data, dtype=dtype)
+            else:
+                array = np.asarray(data, dtype=dtype)
+        except FloatingPointError:
+            raise BadRequest(_overflow_message(name, datatype, data)) from None
         except (ValueError, TypeError, OverflowError) as exc:
             raise BadRequest(f"input {name!r}: data is not a valid {datatype} tensor: {exc}") from None
         if datatype == "BOOL" and array.size and not _all_bool(data):
@@ -139,6 +151,19 @@ def decode_input(raw: Any) -> tuple[str, str, np.ndarray[Any, Any]]:
     if array.shape != tuple(shape):
         array = array.reshape(shape)
     return name, datatype, array
+
+
+def _overflow_message(name: str, datatype: str, data: Any) -> str:
+    limit = FLOAT_LIMITS[datatype]
+    try:
+        wide = np.asarray(data, dtype=np.float64).ravel()
+        value = f" {wide[np.abs(wide) > limit][0]:g}"
+    except (ValueError, TypeError, IndexError):
+        value = ""
+    return (
+        f"input {name!r}: value{value} overflows {datatype} (largest finite magnitude {limit:g}); "
+        "scale the feature or send a wider datatype such as FP64"
+    )
 
 
 def _all_bool(data: list[Any]) -> bool:

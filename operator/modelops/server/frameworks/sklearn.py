@@ -7,6 +7,7 @@ Outputs: ``predict`` (the default, as MLServer names it) and, where the estimato
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ class SklearnModel(Model):
         if not callable(getattr(model, "predict", None)):
             raise TypeError(f"{path} holds a {type(model).__name__}, which has no predict()")
         self._model = model
+        if getattr(model, "feature_names_in_", None) is not None:
+            # Fitted on a DataFrame, served numpy rows: columns are matched by position (the
+            # signature lists the names), so scikit-learn's per-call warning about it is noise.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
         n = getattr(model, "n_features_in_", None)
         self._n_features = int(n) if n is not None else None
         self._methods = {"predict": model.predict}
