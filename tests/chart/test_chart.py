@@ -80,6 +80,7 @@ EXPECTED_NAMESPACED: set[Permission] = (
     {("modelops.dev", r, v) for r in CRS for v in ("get", "list", "watch", "patch", "update")}
     | {("modelops.dev", f"{r}/status", v) for r in CRS for v in ("get", "patch", "update")}
     | {("modelops.dev", f"{r}/finalizers", "update") for r in CRS}
+    | {("modelops.dev", "modelversions", "create")}
     | {(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")}
     | {("apps", "deployments", v) for v in MANAGE}
     | {("", r, v) for r in ("services", "configmaps", "serviceaccounts") for v in MANAGE}
@@ -387,6 +388,12 @@ def test_operator_holds_what_it_grants_the_drift_job(render: Renderer) -> None:
     # Otherwise the API server rejects the drift job's Role (RBAC escalation prevention).
     roles = {r["metadata"]["name"]: r for r in by_kind(render({}), "ClusterRole")}
     assert permissions(roles[RELEASE]["rules"]) >= DRIFT_JOB_ROLE
+    # ... and the retraining Job's Role: create/get of ModelVersions, get of its data Secret.
+    assert permissions(roles[RELEASE]["rules"]) >= {
+        ("modelops.dev", "modelversions", "create"),
+        ("modelops.dev", "modelversions", "get"),
+        ("", "secrets", "get"),
+    }
 
 
 def test_secrets_are_readable_by_name_only(render: Renderer) -> None:

@@ -68,6 +68,11 @@ resource and verb is named (a test asserts it). docs/install.md gives the reason
 - apiGroups: ["modelops.dev"]
   resources: ["modelversions/finalizers", "modeldeployments/finalizers", "driftmonitors/finalizers"]
   verbs: ["update"]
+# RBAC escalation prevention: a retraining Job's Role (made by the operator) lets it create its
+# ModelVersion, so the operator must hold `create` too. The operator itself never creates one.
+- apiGroups: ["modelops.dev"]
+  resources: ["modelversions"]
+  verbs: ["create"]
 # Events for every transition (kopf posts core/v1 Events; events.k8s.io for newer clients).
 - apiGroups: [""]
   resources: ["events"]

@@ -129,8 +129,28 @@ class CheckResult(StatusModel):
 
 
 class ActiveJob(StatusModel):
+    """A retraining Job: what triggered it, what it was told to register, what it registered."""
+
     name: str
     created_at: datetime
+    check_time: datetime | None = Field(default=None, description="The drift check that triggered it.")
+    parent_version: str | None = Field(default=None, description="The ModelVersion it retrains (its parent).")
+    next_version: str | None = Field(default=None, description="The version it was told to register.")
+    registered_version: str | None = Field(default=None, description="The ModelVersion it registered, once seen.")
+
+
+class RetrainRecord(ActiveJob):
+    """The last retraining Job, once finished."""
+
+    outcome: Literal["Succeeded", "Failed", "Gone"]
+    finished_at: datetime
+
+
+class MonitorHistoryEntry(HistoryEntry):
+    """A history entry that can name the retraining Job and the check it links to."""
+
+    job: str | None = Field(default=None, description="The retraining Job this entry is about.")
+    check_time: datetime | None = Field(default=None, description="The drift check this entry is about.")
 
 
 class DriftMonitorStatus(StatusModel):
@@ -147,5 +167,6 @@ class DriftMonitorStatus(StatusModel):
     consecutive_drifted: int = 0
     last_action_time: datetime | None = None
     active_job: ActiveJob | None = None
+    last_retrain: RetrainRecord | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    history: list[HistoryEntry] = Field(default_factory=list)
+    history: list[MonitorHistoryEntry] = Field(default_factory=list)

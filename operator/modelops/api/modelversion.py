@@ -69,6 +69,14 @@ class DatasetRef(KubeModel):
     digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
 
 
+class DriftReportRef(KubeModel):
+    """The drift check that triggered a retraining: its DriftMonitor, the check's time, a report URI."""
+
+    monitor: str = Field(min_length=1, max_length=253, description="Name of the DriftMonitor (same namespace).")
+    check_time: datetime | None = Field(default=None, description="The check's status.lastCheckTime.")
+    uri: str | None = Field(default=None, max_length=2048, description="Where the report was written, if anywhere.")
+
+
 class Lineage(KubeModel):
     """Where a version came from: data, code, run, and the version it was retrained from."""
 
@@ -78,6 +86,7 @@ class Lineage(KubeModel):
     parent_version: str | None = Field(
         default=None, max_length=253, description="Name of the ModelVersion this one was retrained from."
     )
+    drift_report: DriftReportRef | None = Field(default=None, description="The drift check that triggered it.")
 
 
 class Approval(KubeModel):

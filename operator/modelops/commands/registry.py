@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,10 +15,26 @@ import yaml
 from modelops import API_VERSION
 from modelops.api.modelversion import ModelVersionSpec, Stage
 from modelops.artifacts import ArtifactUnreachable, compute_digest
-from modelops.core.naming import model_version_name
-from modelops.errors import CLIError
+from modelops.core.drift_cronjob import RETRAIN_JOB_LABEL, RETRAINED_BY_LABEL
+from modelops.core.naming import dns1123, model_version_name
+from modelops.errors import CLIError, describe_validation
 from modelops.k8s.client import KubeConnectionError, load_api_client
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects, NotFound, Rejected
+
+REGISTER_FLAGS = {
+    "modelName": "--name",
+    "version": "--version",
+    "artifact.uri": "--uri",
+    "artifact.format": "--format",
+    "framework": "--framework",
+    "lineage.dataset.uri": "--dataset-uri",
+    "lineage.dataset.digest": "--dataset-digest",
+    "lineage.codeCommit": "--code-commit",
+    "lineage.trainingRun": "--training-run",
+    "lineage.parentVersion": "--parent",
+    "referenceProfile": "--reference-profile",
+}
+"""The register flag behind each spec field, so a validation error names what to change."""
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
@@ -52,14 +69,47 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", default=None)
 
 
+REGISTER_ENV = {
+    "--name": "MODEL_NAME",
+    "--version": "MODELOPS_NEXT_VERSION",
+    "--parent": "MODELOPS_PARENT_VERSION",
+    "--code-commit": "MODELOPS_CODE_COMMIT|GIT_COMMIT",
+    "--training-run": "MODELOPS_TRAINING_RUN",
+    "--drift-monitor": "MODELOPS_DRIFT_MONITOR",
+    "--drift-check-time": "MODELOPS_DRIFT_CHECK_TIME",
+    "--drift-report-uri": "MODELOPS_DRIFT_REPORT_URI",
+    "--retrain-job": "MODELOPS_RETRAIN_JOB",
+    "-n": "MODELOPS_NAMESPACE",
+}
+"""`registry register` options that default to the environment a retraining Job gets (first set wins)."""
+
+
+def _env(option: str) -> str | None:
+    for name in REGISTER_ENV[option].split("|"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
 def register(sub: Any) -> None:
     reg = sub.add_parser("registry", help="the model registry (ModelVersion)")
-    rs = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+    rs = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
 
-    p = rs.add_parser("register", help="hash an artifact and create its ModelVersion")
+    def usage(_args: argparse.Namespace) -> int:
+        reg.print_help()
+        return 2
+
+    reg.set_defaults(func=usage)  # `modelops registry` alone: the subcommands, like `drift`
+
+    p = rs.add_parser(
+        "register",
+        help="hash an artifact and create its ModelVersion",
+        description="Hash an artifact and create its ModelVersion. Inside a DriftMonitor's retraining Job "
+        "the unset options default to the Job's env (" + ", ".join(f"{k} {v}" for k, v in REGISTER_ENV.items()) + ").",
+    )
     p.add_argument("file", help="the artifact file (its sha256 is computed here)")
-    p.add_argument("--name", required=True, help="model name")
-    p.add_argument("--version", required=True, help="model version")
+    p.add_argument("--name", default=_env("--name"), help="model name")
+    p.add_argument("--version", default=_env("--version"), help="model version")
     p.add_argument("--uri", help="where the cluster reads the artifact (default: file://<absolute path>)")
     p.add_argument("--format", default="joblib", help="artifact format (joblib, onnx, ...)")
     p.add_argument("--framework", default="sklearn")
@@ -67,14 +117,20 @@ def register(sub: Any) -> None:
     p.add_argument("--params", nargs="*", default=[], metavar="K=V", help="training parameters")
     p.add_argument("--dataset-uri")
     p.add_argument("--dataset-digest")
-    p.add_argument("--code-commit")
-    p.add_argument("--training-run")
-    p.add_argument("--parent", help="ModelVersion this one was retrained from")
+    p.add_argument("--code-commit", default=_env("--code-commit"))
+    p.add_argument("--training-run", default=_env("--training-run"))
+    p.add_argument("--parent", default=_env("--parent"), help="ModelVersion this one was retrained from")
+    p.add_argument("--drift-monitor", default=_env("--drift-monitor"), help="DriftMonitor whose check triggered it")
+    p.add_argument("--drift-check-time", default=_env("--drift-check-time"), help="that check's time (RFC 3339)")
+    p.add_argument("--drift-report-uri", default=_env("--drift-report-uri"), help="where that check's report is")
+    p.add_argument(
+        "--retrain-job", default=_env("--retrain-job"), help="retraining Job registering it (labels the version)"
+    )
     p.add_argument("--reference-profile", help="URI of the drift reference profile")
     p.add_argument("--object-name", help="metadata.name (default: <name>-v<version>)")
     p.add_argument("--dry-run", action="store_true", help="print the YAML (for GitOps) instead of creating it")
     _common(p)
-    p.set_defaults(func=_register)
+    p.set_defaults(func=_register, namespace=os.environ.get("MODELOPS_NAMESPACE") or "default")
 
     p = rs.add_parser("list", help="list ModelVersions")
     p.add_argument("--model", help="only this model")
@@ -108,13 +164,25 @@ def build_model_version(args: argparse.Namespace, digest: str) -> dict[str, Any]
             "uri": args.dataset_uri,
             **({"digest": args.dataset_digest} if args.dataset_digest else {}),
         }
+    retrain_job = getattr(args, "retrain_job", None)
     for key, value in (
         ("codeCommit", args.code_commit),
-        ("trainingRun", args.training_run),
+        ("trainingRun", args.training_run or (f"job/{retrain_job}" if retrain_job else None)),
         ("parentVersion", args.parent),
     ):
         if value:
             lineage[key] = value
+    monitor = getattr(args, "drift_monitor", None)
+    if monitor:
+        check_time, report_uri = getattr(args, "drift_check_time", None), getattr(args, "drift_report_uri", None)
+        lineage["driftReport"] = {
+            "monitor": monitor,
+            **({"checkTime": check_time} if check_time else {}),
+            **({"uri": report_uri} if report_uri else {}),
+        }
+    if not args.name or not args.version:
+        missing = "--name (or MODEL_NAME)" if not args.name else "--version (or MODELOPS_NEXT_VERSION)"
+        raise CLIError(f"registry register needs {missing}")
     try:
         metrics = {k: float(v) for k, v in _kv(args.metrics, "--metrics").items()}
     except ValueError as exc:
@@ -132,14 +200,19 @@ def build_model_version(args: argparse.Namespace, digest: str) -> dict[str, Any]
     try:
         spec = ModelVersionSpec.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValueError as exc:
-        raise CLIError(f"invalid ModelVersion: {exc}".splitlines()[0] + " " + str(exc).splitlines()[-1]) from exc
+        raise CLIError(f"invalid ModelVersion: {describe_validation(exc, 'spec.', REGISTER_FLAGS)}") from exc
+    labels = {"modelops.dev/model": spec.model_name}
+    if monitor:
+        labels[RETRAINED_BY_LABEL] = dns1123(monitor, 63)
+    if retrain_job:
+        labels[RETRAIN_JOB_LABEL] = retrain_job
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
         "metadata": {
             "name": args.object_name or model_version_name(args.name, args.version),
             "namespace": args.namespace,
-            "labels": {"modelops.dev/model": spec.model_name},
+            "labels": labels,
         },
         "spec": spec.to_wire(),
     }
@@ -235,8 +308,10 @@ def _lineage(args: argparse.Namespace) -> int:
         seen.add(name)
         try:
             obj = api.get(MODEL_VERSION, args.namespace, name)
-        except NotFound:
-            print(f"{'  ' * depth}{name} (not found)")
+        except NotFound as exc:
+            if depth == 0:  # the version asked for: an error, as for show and promote
+                raise CLIError(f"not found: {exc}") from exc
+            print(f"{'  ' * depth}{name} (not found)")  # an ancestor since deleted: the walk ends there
             break
         except (KubeConnectionError, Conflict, Rejected) as exc:
             raise CLIError(str(exc)) from exc

@@ -6,18 +6,25 @@ an ownerReference to the monitor, so deleting the monitor garbage-collects them.
 The CronJob runs ``modelops drift check --monitor NS/NAME`` as a non-root, read-only container
 under a ServiceAccount that can only read and patch *that* monitor's status (and read its data
 Secret, if any): a compromised check cannot touch anything else in the namespace.
+
+A retraining Job (from ``spec.jobTemplate``) runs under its own ServiceAccount, ``<monitor>-retrain``,
+whose Role allows ``create`` and ``get`` on ModelVersions (and ``get`` of the data Secret) and
+nothing else: enough to register the version it trained. Its containers get the env of
+:data:`RETRAIN_ENV` (see :func:`build_retrain_job`).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from modelops.api.driftmonitor import CheckResult, DriftMonitorSpec
+from modelops.api.driftmonitor import CheckResult, CurrentData, DriftMonitorSpec
+from modelops.core.naming import model_version_name
 
 API_VERSION = "modelops.dev/v1alpha1"
 KIND = "DriftMonitor"
@@ -25,6 +32,10 @@ PLURAL = "driftmonitors"
 MANAGED_BY = "modelops"
 MONITOR_LABEL = "modelops.dev/drift-monitor"
 CHECK_TIME_ANNOTATION = "modelops.dev/drift-check-time"
+RETRAINED_BY_LABEL = "modelops.dev/retrained-by"
+"""On a ModelVersion a retraining Job registered: the DriftMonitor's name."""
+RETRAIN_JOB_LABEL = "modelops.dev/retrain-job"
+"""On a ModelVersion a retraining Job registered: the Job's name (how the monitor links it)."""
 CHECK_USER = 65532
 """The distroless "nonroot" uid: any non-zero uid works with runAsNonRoot."""
 
@@ -68,6 +79,10 @@ def cronjob_name(monitor: MonitorRef) -> str:
 
 def service_account_name(monitor: MonitorRef) -> str:
     return _truncate(f"{monitor.name}-drift-check", MAX_NAME)
+
+
+def retrain_service_account_name(monitor: MonitorRef) -> str:
+    return _truncate(f"{monitor.name}-retrain", MAX_NAME)
 
 
 def labels(monitor: MonitorRef, component: str) -> dict[str, str]:
@@ -235,6 +250,66 @@ def build_role_binding(monitor: MonitorRef) -> dict[str, Any]:
     }
 
 
+def build_retrain_service_account(monitor: MonitorRef) -> dict[str, Any]:
+    """The retraining Job's identity; the token is mounted by the pod spec, not by default."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(monitor, retrain_service_account_name(monitor), "retrain"),
+        "automountServiceAccountToken": False,
+    }
+
+
+def build_retrain_role(monitor: MonitorRef, spec: DriftMonitorSpec) -> dict[str, Any]:
+    """Least privilege for a Job that registers its result: create/get ModelVersions, get the data Secret.
+
+    ``create`` cannot be limited by name in Kubernetes RBAC (the name does not exist yet), so the
+    Job may create any ModelVersion of its namespace; the registry's gates, not this Role, decide
+    whether such a version ever reaches a stage. No update, patch or delete: it cannot change or
+    remove a registered version, nor promote one.
+    """
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": ["modelops.dev"], "resources": ["modelversions"], "verbs": ["create", "get"]},
+    ]
+    if spec.data_secret_ref is not None:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [spec.data_secret_ref.name],
+                "verbs": ["get"],
+            }
+        )
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(monitor, retrain_service_account_name(monitor), "retrain"),
+        "rules": rules,
+    }
+
+
+def build_retrain_role_binding(monitor: MonitorRef) -> dict[str, Any]:
+    name = retrain_service_account_name(monitor)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(monitor, name, "retrain"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": monitor.namespace}],
+    }
+
+
+def retrain_children(monitor: MonitorRef, spec: DriftMonitorSpec) -> list[dict[str, Any]]:
+    """The retraining Job's ServiceAccount, Role and RoleBinding; none without a jobTemplate."""
+    if spec.job_template is None:
+        return []
+    return [
+        build_retrain_service_account(monitor),
+        build_retrain_role(monitor, spec),
+        build_retrain_role_binding(monitor),
+    ]
+
+
 def retrain_job_name(monitor: MonitorRef, now: datetime) -> str:
     """Deterministic per check time, so a retried create is idempotent (AlreadyExists)."""
     stamp = now.strftime("%Y%m%d%H%M%S")
@@ -252,6 +327,91 @@ def report_env(result: CheckResult) -> str:
     return text
 
 
+_LEADING_NUMBER = re.compile(r"^[vV]?(\d+)")
+
+
+def next_version(existing: Iterable[str]) -> str:
+    """The version a retraining registers: one more than the largest leading number of ``existing``.
+
+    ``["1", "v2", "3.1.0", "nightly"]`` -> ``"4"``; nothing numbered -> ``"1"``. No existing
+    version starts with that number, so the version (and its object name ``<model>-v<n>``) is new.
+    """
+    numbers = [int(m.group(1)) for v in existing if (m := _LEADING_NUMBER.match(v.strip()))]
+    return str(max(numbers, default=0) + 1)
+
+
+def rfc3339(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RetrainContext:
+    """What a retraining Job needs to find its data and register its result with lineage.
+
+    ``parent`` is the ModelVersion object the monitored target serves (the one retrained);
+    ``next_version`` the version string to register (:func:`next_version`).
+    """
+
+    model_name: str
+    parent: str | None = None
+    next_version: str | None = None
+    current: CurrentData | None = None
+    check_time: datetime | None = None
+
+
+RETRAIN_ENV = (
+    "MODEL_NAME",
+    "MODEL_VERSION",
+    "DRIFT_REPORT",
+    "REFERENCE_URI",
+    "CURRENT_URI",
+    "CURRENT_SOURCE",
+    "CURRENT_FORMAT",
+    "CURRENT_WINDOW",
+    "MODELOPS_NAMESPACE",
+    "MODELOPS_DRIFT_MONITOR",
+    "MODELOPS_DRIFT_CHECK_TIME",
+    "MODELOPS_RETRAIN_JOB",
+    "MODELOPS_PARENT_VERSION",
+    "MODELOPS_NEXT_VERSION",
+    "MODELOPS_NEXT_VERSION_NAME",
+)
+"""Every variable :func:`build_retrain_job` sets (replacing same-named ones of the template)."""
+
+
+def retrain_env(
+    monitor: MonitorRef,
+    job_name: str,
+    *,
+    model_version: str,
+    result: CheckResult,
+    reference_uri: str,
+    context: RetrainContext,
+) -> dict[str, str]:
+    """The retraining Job's environment: where the data is, and what to register with which lineage."""
+    current = context.current or CurrentData()
+    env = {
+        "MODEL_NAME": context.model_name,
+        "MODEL_VERSION": model_version,
+        "DRIFT_REPORT": report_env(result),
+        "REFERENCE_URI": reference_uri,
+        "CURRENT_URI": current.uri or "",
+        "CURRENT_SOURCE": current.source,
+        "CURRENT_FORMAT": current.format,
+        "CURRENT_WINDOW": current.window,
+        "MODELOPS_NAMESPACE": monitor.namespace,
+        "MODELOPS_DRIFT_MONITOR": monitor.name,
+        "MODELOPS_DRIFT_CHECK_TIME": rfc3339(context.check_time) if context.check_time else "",
+        "MODELOPS_RETRAIN_JOB": job_name,
+        "MODELOPS_PARENT_VERSION": context.parent or "",
+        "MODELOPS_NEXT_VERSION": context.next_version or "",
+        "MODELOPS_NEXT_VERSION_NAME": (
+            model_version_name(context.model_name, context.next_version) if context.next_version else ""
+        ),
+    }
+    return env
+
+
 def build_retrain_job(
     monitor: MonitorRef,
     job_template: Mapping[str, Any],
@@ -261,11 +421,15 @@ def build_retrain_job(
     result: CheckResult,
     reference_uri: str,
     now: datetime,
+    context: RetrainContext | None = None,
 ) -> dict[str, Any]:
     """A batch/v1 Job from the monitor's ``jobTemplate`` (a JobTemplateSpec).
 
-    Every container gets MODEL_NAME, MODEL_VERSION, DRIFT_REPORT (the check result as JSON) and
-    REFERENCE_URI, replacing same-named variables of the template. Raises ValueError when the
+    Every container gets the env of :data:`RETRAIN_ENV` (the model, the drift report as JSON,
+    where the reference and current data are, and what to register: next version, parent,
+    the monitor and check for lineage), replacing same-named variables of the template. The pod
+    runs as ``<monitor>-retrain`` (allowed to create ModelVersions) unless the template names its
+    own ServiceAccount. ``now`` is the check time (it names the Job). Raises ValueError when the
     template has no containers (the operator reports it as an invalid spec).
     """
     template = copy.deepcopy(dict(job_template))
@@ -275,19 +439,21 @@ def build_retrain_job(
     if not isinstance(containers, list) or not containers:
         raise ValueError("jobTemplate.spec.template.spec.containers must list at least one container")
     assert isinstance(job_spec, dict)
-    injected = {
-        "MODEL_NAME": model_name,
-        "MODEL_VERSION": model_version,
-        "DRIFT_REPORT": report_env(result),
-        "REFERENCE_URI": reference_uri,
-    }
+    name = retrain_job_name(monitor, now)
+    ctx = context or RetrainContext(model_name=model_name, check_time=now)
+    injected = retrain_env(
+        monitor, name, model_version=model_version, result=result, reference_uri=reference_uri, context=ctx
+    )
     for container in containers:
         env = [e for e in container.get("env", []) if e.get("name") not in injected]
         env.extend({"name": k, "value": v} for k, v in injected.items())
         container["env"] = env
     pod_spec.setdefault("restartPolicy", "Never")
+    if not pod_spec.get("serviceAccountName"):
+        pod_spec["serviceAccountName"] = retrain_service_account_name(monitor)
+        pod_spec.setdefault("automountServiceAccountToken", True)
     template_meta = template.get("metadata") or {}
-    meta = _metadata(monitor, retrain_job_name(monitor, now), "retrain")
+    meta = _metadata(monitor, name, "retrain")
     meta["labels"] = {**template_meta.get("labels", {}), **meta["labels"]}
     annotations = {**template_meta.get("annotations", {}), CHECK_TIME_ANNOTATION: now.isoformat()}
     meta["annotations"] = annotations

@@ -4,6 +4,11 @@ The check itself runs in the CronJob's pod and only writes ``status.lastResult``
 sees the new result and decides here, with the debounce/cooldown machine of
 :mod:`modelops.core.drift_policy`. ``status.evaluatedCheckTime`` makes each check count once,
 even when the operator restarts between reading a result and writing its verdict.
+
+The history links the loop's steps: ``DriftDetected`` and ``RetrainTriggered`` carry the check's
+time, ``RetrainTriggered`` the Job (and from/to: the parent version and the version the Job was
+told to register), ``RetrainedVersionRegistered`` the ModelVersion the Job registered (seen by its
+``modelops.dev/retrain-job`` label), and ``RetrainSucceeded``/``RetrainFailed`` how the Job ended.
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from modelops.api.base import HistoryEntry
-from modelops.api.driftmonitor import ActiveJob, DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
+from modelops.api.driftmonitor import (
+    ActiveJob,
+    DriftMonitorSpec,
+    DriftMonitorStatus,
+    MonitorHistoryEntry,
+    MonitorPhase,
+    RetrainRecord,
+)
 from modelops.core.conditions import set_condition
-from modelops.core.drift_cronjob import MonitorRef, build_retrain_job
+from modelops.core.drift_cronjob import MonitorRef, RetrainContext, build_retrain_job, next_version
 from modelops.core.drift_policy import PolicyState
 from modelops.core.drift_policy import decide as policy_decide
 from modelops.core.history import append_history
+from modelops.core.naming import model_version_name
 from modelops.core.registry import EventSpec
 
 DRIFT_DETECTED = "DriftDetected"
@@ -30,11 +42,19 @@ JobState = Literal["absent", "active", "succeeded", "failed"]
 
 @dataclass(frozen=True)
 class MonitorObservations:
-    """What the operator looked up: the retraining Job's state and the model being monitored."""
+    """What the operator looked up: the retraining Job's state and the model being monitored.
+
+    ``parent`` is the monitored ModelVersion's object name; ``versions`` the version strings of
+    every ModelVersion of the model (for the next version's number); ``registered`` the
+    ModelVersions labelled as registered by the active retraining Job, oldest first.
+    """
 
     job_state: JobState = "absent"
     model_name: str | None = None
     model_version: str | None = None
+    parent: str | None = None
+    versions: tuple[str, ...] = ()
+    registered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,28 +77,100 @@ def job_state_of(job: Mapping[str, Any] | None) -> JobState:
     return "active"
 
 
-def _entry(now: datetime, event: str, reason: str, message: str) -> HistoryEntry:
-    return HistoryEntry(time=now, event=event, reason=reason, message=message)
+def _entry(
+    now: datetime,
+    event: str,
+    reason: str,
+    message: str,
+    *,
+    job: str | None = None,
+    check_time: datetime | None = None,
+    from_value: str | None = None,
+    to_value: str | None = None,
+) -> MonitorHistoryEntry:
+    return MonitorHistoryEntry(
+        time=now,
+        event=event,
+        reason=reason,
+        message=message,
+        job=job,
+        check_time=check_time,
+        from_value=from_value,
+        to_value=to_value,
+    )
+
+
+REGISTERED = "RetrainedVersionRegistered"
+_OUTCOMES: dict[str, tuple[str, Literal["Succeeded", "Failed", "Gone"]]] = {
+    "succeeded": ("RetrainSucceeded", "Succeeded"),
+    "failed": ("RetrainFailed", "Failed"),
+    "absent": ("RetrainJobGone", "Gone"),
+}
 
 
 def track_job(status: DriftMonitorStatus, obs: MonitorObservations, now: datetime) -> MonitorDecision:
-    """Clear ``activeJob`` once the retraining Job has finished (or vanished), and say how it ended."""
+    """Follow the retraining Job: record the ModelVersion it registered, and once it has finished
+    (or vanished) clear ``activeJob`` into ``lastRetrain`` and say how it ended."""
     job = status.active_job
-    if job is None or obs.job_state == "active":
+    if job is None:
         return MonitorDecision(status, changed=False)
-    outcome = {"succeeded": "RetrainSucceeded", "failed": "RetrainFailed", "absent": "RetrainJobGone"}[obs.job_state]
+    events: list[EventSpec] = []
+    history = status.history
+    linked = job.registered_version is None and bool(obs.registered)
+    if linked:
+        version = obs.registered[0]
+        job = job.model_copy(update={"registered_version": version})
+        msg = f"retraining Job {job.name} registered ModelVersion {version}" + (
+            f" (parent {job.parent_version})" if job.parent_version else ""
+        )
+        events.append(EventSpec("Normal", REGISTERED, msg))
+        history = append_history(
+            history,
+            _entry(
+                now,
+                REGISTERED,
+                REGISTERED,
+                msg,
+                job=job.name,
+                check_time=job.check_time,
+                from_value=job.parent_version,
+                to_value=version,
+            ),
+        )
+    if obs.job_state == "active":
+        if not linked:
+            return MonitorDecision(status, changed=False)
+        return MonitorDecision(status.model_copy(update={"active_job": job, "history": history}), tuple(events))
+    reason, outcome = _OUTCOMES[obs.job_state]
     msg = f"retraining Job {job.name} {obs.job_state}"
+    if job.registered_version:
+        msg += f"; it registered ModelVersion {job.registered_version}"
+    elif obs.job_state == "succeeded":
+        msg += "; no ModelVersion labelled as registered by it was seen"
+    record = RetrainRecord(
+        name=job.name,
+        created_at=job.created_at,
+        check_time=job.check_time,
+        parent_version=job.parent_version,
+        next_version=job.next_version,
+        registered_version=job.registered_version,
+        outcome=outcome,
+        finished_at=now,
+    )
     new = status.model_copy(
         update={
             "active_job": None,
-            "history": append_history(status.history, _entry(now, outcome, outcome, msg)),
+            "last_retrain": record,
+            "history": append_history(
+                history, _entry(now, reason, reason, msg, job=job.name, check_time=job.check_time)
+            ),
             "conditions": set_condition(
-                status.conditions, RETRAINING, "False", outcome, msg, now, status.observed_generation
+                status.conditions, RETRAINING, "False", reason, msg, now, status.observed_generation
             ),
         }
     )
-    ev = EventSpec("Normal" if obs.job_state == "succeeded" else "Warning", outcome, msg)
-    return MonitorDecision(new, (ev,))
+    events.append(EventSpec("Normal" if obs.job_state == "succeeded" else "Warning", reason, msg))
+    return MonitorDecision(new, tuple(events))
 
 
 def _drift_summary(status: DriftMonitorStatus) -> str:
@@ -90,6 +182,18 @@ def _drift_summary(status: DriftMonitorStatus) -> str:
     return (
         f"{result.drifted_features}/{result.total_features} features drifted "
         f"(share {result.drift_share:.2f}){': ' + shown if shown else ''}"
+    )
+
+
+def retrain_context(spec: DriftMonitorSpec, obs: MonitorObservations, check_time: datetime) -> RetrainContext:
+    """What the retraining Job is told: parent, next version (from every known version), data, check."""
+    known = (*obs.versions, *((obs.model_version,) if obs.model_version else ()))
+    return RetrainContext(
+        model_name=obs.model_name or "",
+        parent=obs.parent,
+        next_version=next_version(known),
+        current=spec.current,
+        check_time=check_time,
     )
 
 
@@ -129,10 +233,12 @@ def evaluate_check(
     history = status.history
     job: dict[str, Any] | None = None
     active = status.active_job
+    check_time = status.last_check_time
     if result.dataset_drift:
         events.append(EventSpec("Warning", "DriftDetected", f"{summary}; {verdict.message}"))
         history = append_history(
-            history, _entry(now, "DriftDetected", verdict.reason, f"{summary}; action: {verdict.action}")
+            history,
+            _entry(now, "DriftDetected", verdict.reason, f"{summary}; action: {verdict.action}", check_time=check_time),
         )
     if verdict.action == "alert":
         events.append(EventSpec("Warning", "DriftAlert", verdict.message))
@@ -143,6 +249,7 @@ def evaluate_check(
             events.append(EventSpec("Warning", "RetrainNotPossible", msg))
             conds = set_condition(conds, RETRAINING, "False", "RetrainNotPossible", msg, now, gen)
         else:
+            context = retrain_context(spec, obs, check_time)
             try:
                 job = build_retrain_job(
                     monitor,
@@ -151,17 +258,40 @@ def evaluate_check(
                     model_version=obs.model_version or "",
                     result=result,
                     reference_uri=reference_uri,
-                    now=status.last_check_time,
+                    now=check_time,
+                    context=context,
                 )
             except ValueError as exc:
                 events.append(EventSpec("Warning", "RetrainNotPossible", f"spec.jobTemplate: {exc}"))
                 conds = set_condition(conds, RETRAINING, "False", "InvalidJobTemplate", str(exc), now, gen)
             else:
                 name = job["metadata"]["name"]
-                active = ActiveJob(name=name, created_at=now)
-                msg = f"retraining Job {name} created for {obs.model_name} {obs.model_version or ''}".rstrip()
+                planned = model_version_name(obs.model_name, context.next_version or "")
+                active = ActiveJob(
+                    name=name,
+                    created_at=now,
+                    check_time=check_time,
+                    parent_version=obs.parent,
+                    next_version=context.next_version,
+                )
+                msg = (
+                    f"retraining Job {name} created for {obs.model_name} {obs.model_version or ''}".rstrip()
+                    + f"; it registers version {context.next_version} ({planned})"
+                )
                 events.append(EventSpec("Normal", "RetrainTriggered", msg))
-                history = append_history(history, _entry(now, "RetrainTriggered", verdict.reason, msg))
+                history = append_history(
+                    history,
+                    _entry(
+                        now,
+                        "RetrainTriggered",
+                        verdict.reason,
+                        msg,
+                        job=name,
+                        check_time=check_time,
+                        from_value=obs.parent,
+                        to_value=planned,
+                    ),
+                )
                 conds = set_condition(conds, RETRAINING, "True", "RetrainTriggered", msg, now, gen)
     new = status.model_copy(
         update={

@@ -2,6 +2,8 @@
 
 parse -> observe (the target's ModelVersion, the retraining Job) -> decide
 (:mod:`modelops.core.drift_monitor`) -> apply (children, Job) -> status, Events, metrics.
+A ModelVersion labelled ``modelops.dev/retrained-by`` (what ``modelops registry register`` sets
+inside a retraining Job) wakes its monitor, which links it in its history.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from modelops.api.base import ConditionStatus, describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
 from modelops.core.conditions import get_condition, set_condition
 from modelops.core.drift_cronjob import (
+    RETRAIN_JOB_LABEL,
+    RETRAINED_BY_LABEL,
     CheckJobOptions,
     MonitorRef,
     build_cronjob,
@@ -24,6 +28,7 @@ from modelops.core.drift_cronjob import (
     build_role_binding,
     build_service_account,
     cronjob_name,
+    retrain_children,
 )
 from modelops.core.drift_monitor import MonitorDecision, MonitorObservations, evaluate_check, job_state_of, track_job
 from modelops.core.registry import EventSpec
@@ -112,6 +117,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             build_role(monitor, spec, record_events=True),
             build_role_binding(monitor),
             build_cronjob(monitor, spec, CheckJobOptions(image=operator_image())),
+            *retrain_children(monitor, spec),
         ]
         changed = []
         for child in children:
@@ -151,18 +157,50 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             logger.info(line)
 
 
+def _versions_of(api: CustomObjects, namespace: str, model_name: str) -> tuple[str, ...]:
+    """Every version string of ``model_name`` in the namespace (labels may be missing: filter by spec)."""
+    return tuple(
+        str(o["spec"].get("version", ""))
+        for o in api.list(MODEL_VERSION, namespace)
+        if (o.get("spec") or {}).get("modelName") == model_name
+    )
+
+
+def _registered_by(api: CustomObjects, namespace: str, job: str) -> tuple[str, ...]:
+    """ModelVersions labelled as registered by retraining Job ``job``, oldest first."""
+    found = api.list(MODEL_VERSION, namespace, label_selector=f"{RETRAIN_JOB_LABEL}={job}")
+    found.sort(key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]))
+    return tuple(o["metadata"]["name"] for o in found)
+
+
 def _observe(
     api: CustomObjects, namespace: str, spec: DriftMonitorSpec, status: DriftMonitorStatus
 ) -> MonitorObservations:
     job_state = "absent"
+    registered: tuple[str, ...] = ()
     if status.active_job is not None:
+        # The Job first: a Job that registers and then completes has its version listed after.
         job_state = job_state_of(read_job(api.api, namespace, status.active_job.name))
+        registered = _registered_by(api, namespace, status.active_job.name)
     model = resolve_model(api, namespace, spec) if spec.policy.action == "retrain" else None
     mspec = (model or {}).get("spec") or {}
+    model_name = mspec.get("modelName")
+    result = status.last_result
+    new_drift = (
+        result is not None
+        and result.dataset_drift
+        and status.last_check_time is not None
+        and (status.evaluated_check_time is None or status.last_check_time > status.evaluated_check_time)
+    )
+    # Listing the model's versions (for the next version's number) only when a Job may be created.
+    versions = _versions_of(api, namespace, model_name) if model_name and new_drift else ()
     return MonitorObservations(
         job_state=job_state,  # type: ignore[arg-type]
-        model_name=mspec.get("modelName"),
+        model_name=model_name,
         model_version=mspec.get("version"),
+        parent=(model or {}).get("metadata", {}).get("name"),
+        versions=versions,
+        registered=registered,
     )
 
 
@@ -238,6 +276,23 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             evaluate(api_factory(), dict(kwargs["body"]), dt.datetime.now(dt.UTC))
         except kopf.TemporaryError as exc:  # a newer version exists: the event handler has it
             kwargs["logger"].debug("timer skipped: %s", exc)
+
+    @kopf.on.event(group, version, "modelversions", labels={RETRAINED_BY_LABEL: kopf.PRESENT}, registry=registry)
+    def retrained_version_event(**kwargs: Any) -> None:
+        """A retraining Job registered a version: let its monitor link it now, not at the next timer."""
+        if kwargs.get("type") not in ("ADDED", None):
+            return
+        body = kwargs["body"]
+        namespace = body["metadata"]["namespace"]
+        api = api_factory()
+        try:
+            monitor = api.get(DRIFT_MONITOR, namespace, body["metadata"]["labels"][RETRAINED_BY_LABEL])
+        except NotFound:
+            return
+        try:
+            evaluate(api, monitor, dt.datetime.now(dt.UTC))
+        except kopf.TemporaryError as exc:  # the timer or the next event settles it
+            kwargs["logger"].info("will link on the next event or timer: %s", exc)
 
     @kopf.on.delete(group, version, plural, registry=registry, optional=True)
     def drift_monitor_deleted(**kwargs: Any) -> None:
