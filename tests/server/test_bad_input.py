@@ -116,7 +116,7 @@ def test_float_overflow_is_bad_input_without_a_runtime_warning(datatype: str, va
         with pytest.raises(BadRequest) as caught:
             decode_input({"name": "x", "shape": [2], "datatype": datatype, "data": [1.0, value]})
     assert caught.value.status == 400
-    assert f"overflows {datatype}" in caught.value.message
+    assert f"input 'x': value {value:g} overflows {datatype}" in caught.value.message
 
 
 def test_largest_finite_fp16_is_accepted() -> None:

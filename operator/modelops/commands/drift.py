@@ -1,6 +1,6 @@
 """`modelops drift`: local drift checks, reference profiles and HTML reports.
 
-Exit codes of ``check`` (so a CI pipeline can gate on it):
+Exit codes of `check` (so a CI pipeline can gate on it):
   0  no dataset drift
   1  dataset drift (the share of drifted features reached driftShare)
   2  bad data or usage (missing columns, empty data, unreadable or mistyped files, bad config)
@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelops.api.driftmonitor import ColumnMapping, DriftSettings
+from modelops.commands.args import plain
 from modelops.drift.durations import parse_duration
 from modelops.drift.engine import DriftReport, compute_drift
 from modelops.drift.errors import DriftDataError
@@ -27,17 +28,21 @@ from modelops.drift.html import render_html
 from modelops.drift.predlog import LogFilter, read_prediction_log
 from modelops.drift.profile import DEFAULT_BINS, DEFAULT_KS_SAMPLE
 from modelops.drift.readers import load_frame, load_reference, profile_from_uri
+from modelops.errors import CLIError, describe_validation, describe_yaml_error, one_line
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_BAD_DATA = 2
+TRUSTED_ROWS = 100
+"""Fewer current rows than this get a warning: the tests cannot tell drift from noise on a handful
+of rows (the DriftMonitor's `current.minRows` defaults to the same number)."""
 
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "drift",
         help="drift checks, reference profiles and reports",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     drift_sub = parser.add_subparsers(dest="drift_command", metavar="SUBCOMMAND")
@@ -93,7 +98,12 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="prediction-log rows of this model only")
     parser.add_argument("--model-version", default=None, help="prediction-log rows of this version only")
     parser.add_argument("--track", default=None, help="prediction-log rows of this track only (stable/canary)")
-    parser.add_argument("--min-rows", type=int, default=1, help="fewer current rows is bad data (exit 2)")
+    parser.add_argument(
+        "--min-rows",
+        type=int,
+        default=1,
+        help=f"fewer current rows is bad data (exit 2); below {TRUSTED_ROWS} a warning says the sample is small",
+    )
 
 
 def load_config(path: Path | None) -> tuple[DriftSettings, ColumnMapping | None]:
@@ -102,20 +112,24 @@ def load_config(path: Path | None) -> tuple[DriftSettings, ColumnMapping | None]
         return DriftSettings(), None
     try:
         doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise DriftDataError("InvalidConfig", f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise DriftDataError("InvalidConfig", f"config {path} is not valid YAML: {describe_yaml_error(exc)}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DriftDataError("InvalidConfig", f"cannot read config {path}: {reason}") from exc
     if not isinstance(doc, dict):
         raise DriftDataError("InvalidConfig", f"config {path} must be a mapping")
     if "spec" in doc:
         doc = doc["spec"] or {}
     try:
         settings = DriftSettings.model_validate(doc.get("drift") or {})
+    except ValidationError as exc:
+        raise DriftDataError("InvalidConfig", f"config {path}: {describe_validation(exc, 'drift.')}") from exc
+    try:
         mapping_doc = doc.get("columnMapping")
         mapping = ColumnMapping.model_validate(mapping_doc) if mapping_doc else None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DriftDataError("InvalidConfig", f"config {path}: {where}: {first['msg']}") from exc
+        raise DriftDataError("InvalidConfig", f"config {path}: {describe_validation(exc, 'columnMapping.')}") from exc
     return settings, mapping
 
 
@@ -181,11 +195,41 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text)
+        _write(out, text)
+
+
+def _write(out: Path, data: str | None = None, save: Any = None) -> None:
+    try:
+        if save is not None:
+            save(out)
+        else:
+            out.write_text(data or "")
+    except OSError as exc:
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}", EXIT_BAD_DATA) from exc
+
+
+def check_output(out: Path | None) -> None:
+    """Refuse an output path that cannot be written before the (possibly long) computation."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise CLIError(f"-o {out} is a directory; name a file", EXIT_BAD_DATA)
+    if not out.parent.is_dir():
+        raise CLIError(f"-o {out}: directory {out.parent} does not exist", EXIT_BAD_DATA)
+
+
+def warn_if_small(report: DriftReport) -> None:
+    rows = max((f.n_current for f in report.features), default=0)
+    if rows < TRUSTED_ROWS:
+        print(
+            f"modelops: warning: only {rows} current row(s): too few to trust the verdict "
+            f"(use {TRUSTED_ROWS} or more; --min-rows N makes fewer rows bad data)",
+            file=sys.stderr,
+        )
 
 
 def _fail(exc: DriftDataError) -> int:
-    print(f"modelops: error: {exc}", file=sys.stderr)
+    print(f"modelops: error: {one_line(exc)}", file=sys.stderr)
     return EXIT_BAD_DATA
 
 
@@ -193,21 +237,22 @@ def run_check_command(args: argparse.Namespace) -> int:
     if getattr(args, "monitor", None):
         return run_monitor_command(args)
     try:
+        check_output(args.out)
         report = compute_from_args(args, histograms=args.output == "html")
+        warn_if_small(report)
+        if args.output == "json":
+            _emit(json.dumps(report.to_dict(), indent=2) + "\n", args.out)
+        elif args.output == "html":
+            _emit(render_html(report, sources=(f"reference: {args.reference}", f"current: {args.current}")), args.out)
+        else:
+            _emit(format_table(report), args.out)
     except DriftDataError as exc:
         return _fail(exc)
-    if args.output == "json":
-        _emit(json.dumps(report.to_dict(), indent=2) + "\n", args.out)
-    elif args.output == "html":
-        _emit(render_html(report, sources=(f"reference: {args.reference}", f"current: {args.current}")), args.out)
-    else:
-        _emit(format_table(report), args.out)
     return EXIT_DRIFT if report.dataset_drift else EXIT_OK
 
 
 def run_monitor_command(args: argparse.Namespace) -> int:
     """Check one DriftMonitor in the cluster; non-zero only on infrastructure failure."""
-    from modelops.errors import CLIError
     from modelops.k8s.client import KubeConnectionError, load_api_client
     from modelops.k8s.drift_check import run_monitor_check
     from modelops.k8s.resources import Conflict, CustomObjects, NotFound, Rejected
@@ -224,10 +269,12 @@ def run_monitor_command(args: argparse.Namespace) -> int:
 def run_report_command(args: argparse.Namespace) -> int:
     """Writes the report; exits 0 whatever the verdict (use ``check`` to gate), 2 on bad data."""
     try:
+        check_output(args.out)
         report = compute_from_args(args, histograms=True)
+        warn_if_small(report)
+        _write(args.out, render_html(report, sources=(f"reference: {args.reference}", f"current: {args.current}")))
     except DriftDataError as exc:
         return _fail(exc)
-    args.out.write_text(render_html(report, sources=(f"reference: {args.reference}", f"current: {args.current}")))
     print(
         f"{args.out}: {'dataset drift' if report.dataset_drift else 'no dataset drift'} "
         f"({report.drifted_features}/{len(report.features)} features)"
@@ -237,10 +284,11 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 def run_profile_command(args: argparse.Namespace) -> int:
     try:
+        check_output(args.out)
         _settings, mapping = load_config(args.config)
         profile = profile_from_uri(args.data, args.format, mapping, ks_sample=args.ks_sample, bins=args.bins)
+        _write(args.out, save=profile.save)
     except DriftDataError as exc:
         return _fail(exc)
-    profile.save(args.out)
     print(f"{args.out}: {len(profile.columns)} columns, {profile.rows:,} rows")
     return EXIT_OK
