@@ -54,8 +54,9 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 USER 65532:65532
 WORKDIR /tmp
 
-# 8080: health (/healthz); 9090: operator metrics. The model server's ports are set per ModelDeployment.
-EXPOSE 8080 9090
+# 8081: health (/healthz); 8083: operator metrics (`modelops run`'s defaults). The model server's
+# ports (8080, metrics 8082) are set per ModelDeployment.
+EXPOSE 8081 8083
 
 ENTRYPOINT ["modelops"]
 CMD ["run", "--all-namespaces"]

@@ -32,8 +32,8 @@ class OperatorConfig:
     namespaces: Sequence[str] = ()
     clusterwide: bool = False
     kubeconfig: str | None = None
-    health_port: int | None = 8080
-    metrics_port: int | None = 9090
+    health_port: int | None = 8081
+    metrics_port: int | None = 8083
     host: str = "0.0.0.0"
     prometheus_url: str | None = None
     """Canary analysis's default Prometheus; None: env MODELOPS_PROMETHEUS_URL at each use."""
@@ -69,6 +69,27 @@ def build_registry(api_factory: Callable[[], CustomObjects], verifier: Verifier 
     return registry
 
 
+class RetriesAtWarning(logging.Filter):
+    """kopf logs each TemporaryError, a retry it schedules, at ERROR (and posts an Error Event).
+
+    Ours are routine (an artifact not reachable yet, a write conflict, a target not there yet) and
+    retried with backoff, so they are WARNING; a retry that gives up ("... but will ...") stays ERROR.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg if isinstance(record.msg, str) else ""
+        if record.levelno == logging.ERROR and " failed temporarily: " in msg and " but will " not in msg:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
+def quiet_routine_retries() -> None:
+    """Install RetriesAtWarning on kopf's per-object logger (once)."""
+    logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, RetriesAtWarning) for f in logger.filters):
+        logger.addFilter(RetriesAtWarning())
+
+
 def build_settings() -> kopf.OperatorSettings:
     """Progress in annotations (our status schema is ours alone), modest retries, quiet watches."""
     settings = kopf.OperatorSettings()
@@ -101,6 +122,7 @@ async def run_operator(
     verifier = Verifier(cfg.artifact_policy, cfg.artifact_fetch)
     log.info("artifact policy: %s", cfg.artifact_policy.describe())
     registry = build_registry(api_factory, verifier)
+    quiet_routine_retries()
     if cfg.prometheus_url:
         set_default_prometheus_url(cfg.prometheus_url)
 

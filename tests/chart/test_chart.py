@@ -256,7 +256,7 @@ def test_deployment_runs_one_standalone_operator(render: Renderer) -> None:
 def test_cluster_wide_args_and_env(render: Renderer) -> None:
     container = operator_container(render({}))
     assert container["command"] == ["modelops", "run"]
-    assert container["args"] == ["--all-namespaces", "--health-port", "8080", "--metrics-port", "9090"]
+    assert container["args"] == ["--all-namespaces", "--health-port", "8081", "--metrics-port", "8083"]
     assert container["image"] == "ghcr.io/modelops/modelops:0.1.0"  # tag defaults to appVersion
     env = {e["name"]: e for e in container["env"]}
     assert env["MODELOPS_IMAGE"]["value"] == container["image"]
@@ -292,7 +292,7 @@ def test_image_tag_digest_and_extras(render: Renderer) -> None:
 def test_probes_and_ports(render: Renderer) -> None:
     container = operator_container(render({}))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "metrics": 9090}
+    assert ports == {"health": 8081, "metrics": 8083}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
 
@@ -422,7 +422,7 @@ def test_metrics_service_targets_the_operator(render: Renderer) -> None:
     service = one(manifests, "Service")
     pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8083, "targetPort": "metrics", "protocol": "TCP"}]
     assert not {m["kind"] for m in manifests} & CUSTOM_KINDS  # all off by default
 
 
@@ -582,7 +582,7 @@ def test_modelops_run_accepts_the_chart_arguments(render: Renderer, name: str) -
     container = operator_container(render(VALUE_SETS[name]))
     args = parser.parse_args([*container["command"][1:], *container["args"]])
     assert args.command == "run"
-    assert (args.health_port, args.metrics_port) == (8080, 9090)
+    assert (args.health_port, args.metrics_port) == (8081, 8083)
     if name == "namespaced":
         assert args.namespace == ["team-a", "team-b"]
         assert not args.all_namespaces

@@ -46,7 +46,7 @@ def test_serve_flag_reaches_the_server_config() -> None:
 
 def test_serve_rejects_an_empty_deployment(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["serve", "--model-uri", "m.joblib", "--digest", "sha256:" + "a" * 64, "--name", "m", "--version", "1"]
-    assert main([*argv, "--deployment", " "]) == 1
+    assert main([*argv, "--deployment", " "]) == 2  # a bad argument
     assert "--deployment must not be empty" in capsys.readouterr().err
 
 

@@ -1,4 +1,9 @@
-"""`modelops run`: start the operator (namespaced or cluster-wide)."""
+"""`modelops run`: start the operator (namespaced or cluster-wide).
+
+Before kopf starts, everything a user can get wrong fails fast, in one line, exit 1: a broken
+kubeconfig, an API server that does not answer (GET /version, a few seconds), credentials it
+rejects, a health or metrics port already in use.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ import os
 from typing import Any
 
 from modelops.commands.artifact_options import add_artifact_arguments, artifact_config
+from modelops.commands.args import port
 from modelops.errors import CLIError
+
+HEALTH_PORT = 8081
+"""Not 8080: that is `modelops serve`'s port, and the two often run on one machine."""
+METRICS_PORT = 8083
+"""Not 9090: that is Prometheus' own port."""
+API_CHECK_TIMEOUT = 5.0
 
 
 def register(sub: Any) -> None:
@@ -17,8 +29,12 @@ def register(sub: Any) -> None:
     scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch the whole cluster")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: $KUBECONFIG, then in-cluster)")
-    p.add_argument("--health-port", type=int, default=8080, help="liveness endpoint /healthz (default 8080)")
-    p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics (default 9090)")
+    p.add_argument(
+        "--health-port", type=port(), default=HEALTH_PORT, help=f"liveness endpoint /healthz (default {HEALTH_PORT})"
+    )
+    p.add_argument(
+        "--metrics-port", type=port(), default=METRICS_PORT, help=f"Prometheus /metrics (default {METRICS_PORT})"
+    )
     p.add_argument("--host", default="0.0.0.0", help="address for the health and metrics endpoints")
     p.add_argument(
         "--prometheus-url",
@@ -32,17 +48,22 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from modelops.k8s.client import KubeConnectionError, load_api_client
-    from modelops.runner import OperatorConfig, run_operator
 
     if not args.namespace and not args.all_namespaces:
         raise CLIError("choose the scope: --namespace NS (repeatable) or --all-namespaces")
     if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
         raise CLIError(f"--prometheus-url must be an http(s) URL, got {args.prometheus_url!r}")
     artifact_policy, artifact_fetch = artifact_config(args)
+    if args.health_port == args.metrics_port:
+        raise CLIError(f"--health-port and --metrics-port must differ, both are {args.health_port}")
     try:
-        load_api_client(args.kubeconfig)  # fail fast, in one line, on a broken kubeconfig
+        api = load_api_client(args.kubeconfig)  # fail fast, in one line, on a broken kubeconfig
+        check_api_server(api, API_CHECK_TIMEOUT)
     except KubeConnectionError as exc:
         raise CLIError(str(exc)) from exc
+    check_ports(args.host, [("--health-port", args.health_port), ("--metrics-port", args.metrics_port)])
+    from modelops.runner import OperatorConfig, run_operator  # kopf and the handlers: seconds, so after the checks
+
     cfg = OperatorConfig(
         namespaces=args.namespace,
         clusterwide=args.all_namespaces,
@@ -56,3 +77,60 @@ def _run(args: argparse.Namespace) -> int:
     )
     asyncio.run(run_operator(cfg))
     return 0
+
+
+def check_api_server(api: Any, timeout: float) -> None:
+    """GET /version once, without retries: an API server that does not answer is one line, not kopf's retry storm."""
+    import copy
+    import warnings
+
+    import urllib3
+    from kubernetes.client import ApiClient, VersionApi
+    from kubernetes.client.exceptions import ApiException
+
+    from modelops.k8s.client import KubeConnectionError, one_line
+
+    host = api.configuration.host
+    config = copy.deepcopy(api.configuration)
+    config.retries = urllib3.Retry(total=0, connect=0, read=0, redirect=0)
+    probe = ApiClient(config)
+    try:
+        with warnings.catch_warnings():  # insecure-skip-tls-verify is the kubeconfig's choice, not news
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            VersionApi(probe).get_code(_request_timeout=timeout)
+    except ApiException as exc:
+        if exc.status == 401:
+            raise KubeConnectionError(
+                f"the Kubernetes API at {host} rejected the credentials (GET /version: 401 Unauthorized)"
+            ) from exc
+        if exc.status == 404:
+            raise KubeConnectionError(f"{host} is not a Kubernetes API server (GET /version: 404 Not Found)") from exc
+        # Any other answer (403 where /version is not public, ...) proves the server is there.
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = one_line(getattr(exc, "reason", None) or exc)
+        if reason.startswith(("HTTPConnection(", "HTTPSConnection(")) and "): " in reason:
+            reason = reason.split("): ", 1)[1]  # the host is said already
+        raise KubeConnectionError(
+            f"cannot reach the Kubernetes API at {host} (GET /version, {timeout:g}s timeout): {reason}"
+        ) from exc
+    finally:
+        probe.close()
+
+
+def check_ports(host: str, ports: list[tuple[str, int]]) -> None:
+    """Bind each port once and let go, so a busy one is a one-line error before kopf starts."""
+    import errno
+    import socket
+
+    from modelops.hostports import host_port
+
+    for flag, number in ports:
+        local = host_port(number)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, local))
+            except OSError as exc:
+                why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                raise CLIError(f"{flag} {number}: cannot listen on {host}:{local}: {why}") from exc
