@@ -12,8 +12,8 @@ import asyncio
 import os
 from typing import Any
 
-from modelops.commands.artifact_options import add_artifact_arguments, artifact_config
 from modelops.commands.args import port
+from modelops.commands.artifact_options import add_artifact_arguments, artifact_config
 from modelops.errors import CLIError
 
 HEALTH_PORT = 8081
