@@ -74,7 +74,7 @@ def permissions(rules: list[dict[str, Any]]) -> set[Permission]:
 
 
 MANAGE = ("get", "list", "watch", "create", "patch", "update", "delete")
-CRS = ("modelversions", "modeldeployments", "driftmonitors")
+CRS = ("modelversions", "modeldeployments", "driftmonitors", "modelpolicies")
 
 EXPECTED_NAMESPACED: set[Permission] = (
     {("modelops.dev", r, v) for r in CRS for v in ("get", "list", "watch", "patch", "update")}
@@ -504,7 +504,7 @@ def test_crds_are_not_in_helms_install_only_directory() -> None:
 def test_crd_values(render: Renderer) -> None:
     assert by_kind(render({"crds": {"enabled": False}}), "CustomResourceDefinition") == []
     unkept = by_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")
-    assert len(unkept) == 3
+    assert len(unkept) == 4
     assert all("annotations" not in c["metadata"] for c in unkept)
     argo = {"argocd.argoproj.io/sync-options": "Prune=false,ServerSideApply=true"}
     annotated = by_kind(render({"crds": {"annotations": argo}}), "CustomResourceDefinition")

@@ -71,4 +71,5 @@ def test_short_names():
         "ModelVersion": ("mv",),
         "ModelDeployment": ("mdep",),
         "DriftMonitor": ("dm",),
+        "ModelPolicy": ("mpol",),
     }

@@ -58,15 +58,15 @@ cluster-wide mode and by one Role per watched namespace otherwise. No wildcards:
 resource and verb is named (a test asserts it). docs/install.md gives the reason for each rule.
 */}}
 {{- define "modelops.namespacedRules" -}}
-# The three custom resources: watched by kopf, patched for finalizers and kopf's annotations.
+# The four custom resources: watched by kopf, patched for finalizers and kopf's annotations.
 - apiGroups: ["modelops.dev"]
-  resources: ["modelversions", "modeldeployments", "driftmonitors"]
+  resources: ["modelversions", "modeldeployments", "driftmonitors", "modelpolicies"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["modelops.dev"]
-  resources: ["modelversions/status", "modeldeployments/status", "driftmonitors/status"]
+  resources: ["modelversions/status", "modeldeployments/status", "driftmonitors/status", "modelpolicies/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["modelops.dev"]
-  resources: ["modelversions/finalizers", "modeldeployments/finalizers", "driftmonitors/finalizers"]
+  resources: ["modelversions/finalizers", "modeldeployments/finalizers", "driftmonitors/finalizers", "modelpolicies/finalizers"]
   verbs: ["update"]
 # RBAC escalation prevention: a retraining Job's Role (made by the operator) lets it create its
 # ModelVersion, so the operator must hold `create` too. The operator itself never creates one.

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from modelops import GROUP, VERSION
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
 from modelops.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.modelpolicy import ModelPolicySpec, ModelPolicyStatus
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus
 
 JSON = dict[str, Any]
@@ -86,7 +87,7 @@ KINDS: tuple[Kind, ...] = (
         spec=DriftMonitorSpec,
         status=DriftMonitorStatus,
         columns=(
-            ("Target", "string", ".spec.target.deployment"),
+            ("Target", "string", ".spec.target['deployment','modelVersion']"),  # the deployment, else the version
             ("Schedule", "string", ".spec.schedule"),
             ("Phase", "string", ".status.phase"),
             ("Drift-Share", "number", ".status.lastResult.driftShare"),
@@ -94,6 +95,23 @@ KINDS: tuple[Kind, ...] = (
             ("Age", "date", ".metadata.creationTimestamp"),
         ),
         description="Scheduled drift checks of a deployment, debounced into alerts or retraining.",
+    ),
+    Kind(
+        kind="ModelPolicy",
+        plural="modelpolicies",
+        singular="modelpolicy",
+        short_names=("mpol",),
+        spec=ModelPolicySpec,
+        status=ModelPolicyStatus,
+        columns=(
+            ("Model", "string", ".spec.modelName"),
+            ("Auto-Staging", "boolean", ".spec.autoPromoteToStaging"),
+            ("Auto-Production", "boolean", ".spec.autoPromoteToProduction"),
+            ("Approval", "string", ".spec.productionApproval"),
+            ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+            ("Age", "date", ".metadata.creationTimestamp"),
+        ),
+        description="Validation gates a model's versions must pass to enter Staging or Production.",
     ),
 )
 

@@ -6,19 +6,33 @@ Pure: observations (the digest check's outcome, the sibling versions of the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from modelops.api.base import HistoryEntry
+from modelops.api.base import Condition, HistoryEntry
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Phase, Stage
 from modelops.core.conditions import get_condition, set_condition
 from modelops.core.history import append_history
 from modelops.core.stage_policy import TransitionRequest, evaluate
+from modelops.core.validation_gates import (
+    OPERATOR_ACTOR,
+    VALIDATION_FAILED,
+    Champion,
+    GateResult,
+    PolicyRef,
+    approval_waived,
+    auto_promotion_target,
+    gates_apply,
+)
+from modelops.core.validation_gates import evaluate as evaluate_gates
 
 READY = "Ready"
 STAGE_SYNCED = "StageSynced"
+VALIDATED = "Validated"
+"""The last evaluation of the model's ModelPolicy gates (absent when no policy applies)."""
+AUTO_PROMOTED = "AutoPromoted"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 600.0
 
@@ -45,12 +59,15 @@ class Sibling:
     requested_stage: Stage
     status: ModelVersionStatus
     resource_version: str
+    metrics: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
 class Observations:
     digest: DigestObservation | None
     siblings: tuple[Sibling, ...] = ()
+    policies: tuple[PolicyRef, ...] = ()
+    """The model's ModelPolicies, read when a stage decision may need them (empty: no policy)."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +94,36 @@ class Decision:
     demotions: tuple[Demotion, ...] = ()
     retry_after_seconds: float | None = None
     changed: bool = field(default=True)
+    request_stage: Stage | None = None
+    """Also write ``spec.stage`` (an automatic promotion), after the status."""
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    status: ModelVersionStatus
+    events: list[EventSpec] = field(default_factory=list)
+    demotions: list[Demotion] = field(default_factory=list)
+    request_stage: Stage | None = None
 
 
 def needs_digest_check(status: ModelVersionStatus) -> bool:
     """Only a Pending version is (re)read; Verified and Failed are final for an immutable artifact."""
     return status.phase == Phase.PENDING
+
+
+def reads_policies(spec: ModelVersionSpec, status: ModelVersionStatus) -> bool:
+    """Whether this reconcile may evaluate the model's ModelPolicies: a gated stage change is
+    requested, or the artifact is about to be verified (an automatic promotion may follow)."""
+    current, target = Stage(status.stage or Stage.NONE), Stage(spec.stage)
+    if current != target:
+        return gates_apply(current, target)
+    return target == Stage.NONE and needs_digest_check(status)
+
+
+def awaits_policy(spec: ModelVersionSpec, status: ModelVersionStatus) -> bool:
+    """A verified version whose requested stage is not granted yet: a ModelPolicy change re-evaluates it."""
+    current, target = Stage(status.stage or Stage.NONE), Stage(spec.stage)
+    return status.phase == Phase.VERIFIED and current != target and gates_apply(current, target)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -148,6 +190,116 @@ def _archive_sibling(sibling: Sibling, promoted: str, now: datetime) -> Demotion
     return Demotion(sibling.name, sibling.resource_version, status, EventSpec("Normal", "Superseded", msg))
 
 
+def _champions(siblings: Sequence[Sibling], name: str) -> list[Champion]:
+    """The model's current Production versions other than ``name``: what a challenger faces."""
+    return [
+        Champion(s.name, s.metrics or {}) for s in siblings if s.name != name and s.status.stage == Stage.PRODUCTION
+    ]
+
+
+def _with_validated(
+    conds: list[Condition], result: GateResult | None, generation: int, now: datetime
+) -> list[Condition]:
+    """Condition ``Validated``: the last gate evaluation; dropped when no ModelPolicy applies."""
+    if result is None or not result.applies:
+        return [c for c in conds if c.type != VALIDATED]
+    verdict = result.verdict()
+    return set_condition(
+        conds, VALIDATED, "False" if verdict.failed else "True", verdict.reason, verdict.message, now, generation
+    )
+
+
+def _unwritten_auto_promotion(spec: ModelVersionSpec, status: ModelVersionStatus, generation: int) -> Stage | None:
+    """An automatic promotion whose status was written but whose ``spec.stage`` write was not
+    (the operator stopped in between): the spec write is redone, the stage is not undone."""
+    synced = get_condition(status.conditions, STAGE_SYNCED)
+    current = Stage(status.stage or Stage.NONE)
+    if (
+        spec.stage == Stage.NONE
+        and current in (Stage.STAGING, Stage.PRODUCTION)
+        and synced is not None
+        and synced.reason == AUTO_PROMOTED
+        and synced.observed_generation == generation
+    ):
+        return current
+    return None
+
+
+def _production_demotions(name: str, siblings: Sequence[Sibling], now: datetime) -> list[Demotion]:
+    return [
+        _archive_sibling(s, name, now)
+        for s in siblings
+        if s.name != name and (s.status.stage == Stage.PRODUCTION or s.requested_stage == Stage.PRODUCTION)
+    ]
+
+
+def _auto_promote(
+    name: str,
+    spec: ModelVersionSpec,
+    status: ModelVersionStatus,
+    siblings: Sequence[Sibling],
+    policies: Sequence[PolicyRef],
+    generation: int,
+    now: datetime,
+) -> StageOutcome | None:
+    """A newly verified version, no stage requested: the policy may move it without a person."""
+    target = auto_promotion_target(policies)
+    if target is None:
+        return None
+    result = evaluate_gates(policies, spec.metrics, _champions(siblings, name))
+    gates = result.verdict()
+    conds = _with_validated(status.conditions, result, generation, now)
+    waived = approval_waived(policies)
+    verdict = evaluate(
+        TransitionRequest(Stage.NONE, target, Phase(status.phase), spec.approval, now, gates, approval_waived=waived)
+    )
+    if verdict.failed:
+        msg = f"automatic promotion to {target} refused: {verdict.message}"
+        refused = status.model_copy(
+            update={
+                "conditions": conds,
+                "history": append_history(
+                    status.history,
+                    _entry(
+                        now,
+                        "AutoPromotionRefused",
+                        verdict.reason,
+                        msg,
+                        from_value=Stage.NONE,
+                        to_value=target,
+                        actor=OPERATOR_ACTOR,
+                    ),
+                ),
+            }
+        )
+        return StageOutcome(refused, [EventSpec("Warning", verdict.reason, msg)])
+    demotions = _production_demotions(name, siblings, now) if target == Stage.PRODUCTION else []
+    msg = f"stage {Stage.NONE} -> {target}: {gates.message}"
+    if target == Stage.PRODUCTION:
+        msg += f"; Production approval waived by {result.source}"
+    if demotions:
+        msg += f"; archived {', '.join(d.name for d in demotions)}"
+    promoted = status.model_copy(
+        update={
+            "stage": target,
+            "conditions": set_condition(conds, STAGE_SYNCED, "True", AUTO_PROMOTED, msg, now, generation),
+            "history": append_history(
+                status.history,
+                _entry(
+                    now,
+                    "StageChanged",
+                    AUTO_PROMOTED,
+                    msg,
+                    from_value=Stage.NONE,
+                    to_value=target,
+                    actor=OPERATOR_ACTOR,
+                ),
+            ),
+        }
+    )
+    return StageOutcome(promoted, [EventSpec("Normal", AUTO_PROMOTED, msg)], demotions, request_stage=target)
+
+
 def _apply_stage(
     name: str,
     spec: ModelVersionSpec,
@@ -155,43 +307,63 @@ def _apply_stage(
     siblings: Sequence[Sibling],
     generation: int,
     now: datetime,
-) -> tuple[ModelVersionStatus, list[EventSpec], list[Demotion]]:
+    policies: Sequence[PolicyRef] = (),
+    just_verified: bool = False,
+) -> StageOutcome:
     current = Stage(status.stage or Stage.NONE)
     target = Stage(spec.stage)
     conds = status.conditions
+    unwritten = _unwritten_auto_promotion(spec, status, generation)
+    if unwritten is not None:
+        return StageOutcome(status, request_stage=unwritten)
     if current == target:
+        refusal: list[EventSpec] = []
+        if just_verified and target == Stage.NONE and policies:
+            auto = _auto_promote(name, spec, status, siblings, policies, generation, now)
+            if auto is not None and auto.request_stage is not None:
+                return auto
+            if auto is not None:  # refused: recorded, and the version stays where it was asked to be
+                status, conds, refusal = auto.status, auto.status.conditions, auto.events
         msg = f"stage is {target}"
-        return (
+        return StageOutcome(
             status.model_copy(
                 update={
                     "stage": target,
                     "conditions": set_condition(conds, STAGE_SYNCED, "True", "StageApplied", msg, now, generation),
                 }
             ),
-            [],
-            [],
+            refusal,
         )
-    verdict = evaluate(TransitionRequest(current, target, Phase(status.phase), spec.approval, now))
+    result = (
+        evaluate_gates(policies, spec.metrics, _champions(siblings, name)) if gates_apply(current, target) else None
+    )
+    conds = _with_validated(conds, result, generation, now)
+    waived = approval_waived(policies)
+    gates = result.verdict() if result is not None and result.applies else None
+    verdict = evaluate(
+        TransitionRequest(current, target, Phase(status.phase), spec.approval, now, gates, approval_waived=waived)
+    )
     if verdict.failed:
         msg = f"transition {current} -> {target} refused: {verdict.message}"
         if verdict.reason == "WaitingForVerification":
             msg = f"transition {current} -> {target} waits: {verdict.message}"
         previous = get_condition(conds, STAGE_SYNCED)
         repeated = (
-            previous is not None and previous.reason == verdict.reason and previous.observed_generation == generation
+            previous is not None
+            and previous.reason == verdict.reason
+            and previous.message == msg
+            and previous.observed_generation == generation
         )
-        events = (
-            []
-            if repeated or verdict.reason == "WaitingForVerification"
-            else [EventSpec("Warning", "TransitionRefused", msg)]
-        )
+        event_reason = VALIDATION_FAILED if verdict.reason == VALIDATION_FAILED else "TransitionRefused"
+        quiet = repeated or verdict.reason == "WaitingForVerification"
+        events = [] if quiet else [EventSpec("Warning", event_reason, msg)]
         history = status.history
         if events:
             history = append_history(
                 history,
                 _entry(now, "TransitionRefused", verdict.reason, msg, from_value=current, to_value=target),
             )
-        return (
+        return StageOutcome(
             status.model_copy(
                 update={
                     "stage": current,
@@ -200,22 +372,21 @@ def _apply_stage(
                 }
             ),
             events,
-            [],
         )
     demotions: list[Demotion] = []
     if target == Stage.PRODUCTION:
-        demotions = [
-            _archive_sibling(s, name, now)
-            for s in siblings
-            if s.name != name and (s.status.stage == Stage.PRODUCTION or s.requested_stage == Stage.PRODUCTION)
-        ]
+        demotions = _production_demotions(name, siblings, now)
     approver = spec.approval.approved_by if spec.approval and target == Stage.PRODUCTION else None
     msg = f"stage {current} -> {target}"
     if approver and spec.approval:
         msg += f", approved by {approver}: {spec.approval.reason}"
+    elif target == Stage.PRODUCTION and waived and result is not None:
+        msg += f", approval waived by {result.source}"
+    if gates is not None:
+        msg += f"; {gates.message}"
     if demotions:
         msg += f"; archived {', '.join(d.name for d in demotions)}"
-    return (
+    return StageOutcome(
         status.model_copy(
             update={
                 "stage": target,
@@ -258,7 +429,12 @@ def decide(
     if needs_digest_check(new) and obs.digest is not None:
         new, evs, retry = _apply_digest(spec, new, obs.digest, generation, now)
         events += evs
-    new, evs, demotions = _apply_stage(name, spec, new, obs.siblings, generation, now)
-    events += evs
+    just_verified = status.phase != Phase.VERIFIED and new.phase == Phase.VERIFIED
+    stage = _apply_stage(name, spec, new, obs.siblings, generation, now, obs.policies, just_verified)
+    new, demotions = stage.status, stage.demotions
+    events += stage.events
     new = new.model_copy(update={"observed_generation": generation})
-    return Decision(new, tuple(events), tuple(demotions), retry, changed=new != status)
+    return Decision(
+        new, tuple(events), tuple(demotions), retry, changed=new != status, request_stage=stage.request_stage
+    )
+

@@ -22,6 +22,10 @@ class TransitionRequest:
     phase: Phase
     approval: Approval | None
     now: datetime
+    gates: Verdict | None = None
+    """The model's validation gates (:mod:`modelops.core.validation_gates`); None: no ModelPolicy."""
+    approval_waived: bool = False
+    """Every ModelPolicy of the model waives the Production approval."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,15 @@ def requires_verified(req: TransitionRequest) -> Verdict:
     return OK
 
 
+def passes_validation(req: TransitionRequest) -> Verdict:
+    """The ModelPolicy gates (metric bounds, champion/challenger), evaluated by the caller."""
+    if req.gates is not None and req.gates.failed:
+        return req.gates
+    return OK
+
+
 def requires_approval(req: TransitionRequest) -> Verdict:
-    if req.target != Stage.PRODUCTION:
+    if req.target != Stage.PRODUCTION or req.approval_waived:
         return OK
     if req.approval is None:
         return Verdict(
@@ -72,7 +83,12 @@ def requires_approval(req: TransitionRequest) -> Verdict:
     return OK
 
 
-DEFAULT_CHECKS: tuple[Check, ...] = (waiting_for_verification, requires_verified, requires_approval)
+DEFAULT_CHECKS: tuple[Check, ...] = (
+    waiting_for_verification,
+    requires_verified,
+    passes_validation,
+    requires_approval,
+)
 
 
 def evaluate(req: TransitionRequest, checks: Sequence[Check] = DEFAULT_CHECKS) -> Verdict:

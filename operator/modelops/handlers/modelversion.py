@@ -63,14 +63,18 @@ def apply_decision(
             )
             events.record(archived, [demotion.event])
             logger.info("archived %s: superseded", demotion.name)
+        resource_version = str(body["metadata"].get("resourceVersion") or "") or None
         if decision.changed:
-            api.patch_status(
-                MODEL_VERSION,
-                namespace,
-                body["metadata"]["name"],
-                decision.status.to_wire(),
-                str(body["metadata"].get("resourceVersion") or "") or None,
+            written = api.patch_status(
+                MODEL_VERSION, namespace, body["metadata"]["name"], decision.status.to_wire(), resource_version
             )
+            resource_version = str(written["metadata"].get("resourceVersion") or "") or None
+        if decision.request_stage is not None:  # an automatic promotion: the request follows the grant
+            request: dict[str, Any] = {"spec": {"stage": str(decision.request_stage)}}
+            if resource_version:
+                request["metadata"] = {"resourceVersion": resource_version}
+            api.patch(MODEL_VERSION, namespace, body["metadata"]["name"], request)
+            logger.info("%s: spec.stage set to %s by its ModelPolicy", body["metadata"]["name"], decision.request_stage)
     except Conflict as exc:
         raise kopf.TemporaryError(f"changed while reconciling, retrying on fresh state: {exc}", delay=0.5) from exc
     events.record(body, decision.events)

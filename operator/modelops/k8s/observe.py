@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from modelops.api.base import describe_spec_error
+from modelops.api.modelpolicy import ModelPolicySpec
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
 from modelops.artifact_verifier import Verifier
 from modelops.artifacts import ArtifactRefused, ArtifactUnreachable
-from modelops.core.registry import DigestObservation, Observations, Sibling
-from modelops.k8s.resources import MODEL_VERSION, CustomObjects
+from modelops.core.registry import DigestObservation, Observations, Sibling, reads_policies
+from modelops.core.validation_gates import PolicyRef
+from modelops.k8s.resources import MODEL_POLICY, MODEL_VERSION, CustomObjects, NotFound
 
 
 async def observe_digest(verifier: Verifier, namespace: str, spec: ModelVersionSpec) -> DigestObservation:
@@ -34,9 +39,29 @@ def observe_siblings(api: CustomObjects, namespace: str, model_name: str) -> tup
                 requested_stage=Stage(spec.get("stage", Stage.NONE)),
                 status=ModelVersionStatus.model_validate(obj.get("status") or {}),
                 resource_version=str(obj["metadata"].get("resourceVersion", "")),
+                metrics=spec.get("metrics") or None,
             )
         )
     return tuple(siblings)
+
+
+def observe_policies(api: CustomObjects, namespace: str, model_name: str) -> tuple[PolicyRef, ...]:
+    """The ModelPolicies of ``model_name``; one that does not parse is kept, with its error (gates stay shut)."""
+    try:
+        items = api.list(MODEL_POLICY, namespace)
+    except NotFound:  # the ModelPolicy CRD is not installed: no policy can exist
+        return ()
+    policies = []
+    for obj in items:
+        raw = obj.get("spec") or {}
+        if raw.get("modelName") != model_name:
+            continue
+        name = str(obj["metadata"]["name"])
+        try:
+            policies.append(PolicyRef(name, ModelPolicySpec.model_validate(raw)))
+        except ValidationError as exc:
+            policies.append(PolicyRef(name, None, describe_spec_error(exc)))
+    return tuple(policies)
 
 
 def observe_model_version(
@@ -48,6 +73,7 @@ def observe_model_version(
     digest: DigestObservation | None,
 ) -> Observations:
     """``digest``: the outcome of ``observe_digest``, read beforehand when ``needs_digest_check``."""
+    policies = observe_policies(api, namespace, spec.model_name) if reads_policies(spec, status) else ()
     wants_production = spec.stage == Stage.PRODUCTION and status.stage != Stage.PRODUCTION
-    siblings = observe_siblings(api, namespace, spec.model_name) if wants_production else ()
-    return Observations(digest, tuple(s for s in siblings if s.name != name))
+    siblings = observe_siblings(api, namespace, spec.model_name) if wants_production or policies else ()
+    return Observations(digest, tuple(s for s in siblings if s.name != name), policies)

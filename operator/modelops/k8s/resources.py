@@ -28,6 +28,7 @@ class CustomKind:
 MODEL_VERSION = CustomKind("ModelVersion", "modelversions")
 MODEL_DEPLOYMENT = CustomKind("ModelDeployment", "modeldeployments")
 DRIFT_MONITOR = CustomKind("DriftMonitor", "driftmonitors")
+MODEL_POLICY = CustomKind("ModelPolicy", "modelpolicies")
 
 
 class NotFound(Exception):
