@@ -13,7 +13,7 @@ from typing import Literal
 
 from modelops.api.base import Condition, HistoryEntry
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Phase, Stage
-from modelops.core.conditions import get_condition, set_condition
+from modelops.core.conditions import get_condition, kstatus_conditions, set_condition
 from modelops.core.history import append_history
 from modelops.core.stage_policy import TransitionRequest, evaluate
 from modelops.core.validation_gates import (
@@ -433,8 +433,33 @@ def decide(
     stage = _apply_stage(name, spec, new, obs.siblings, generation, now, obs.policies, just_verified)
     new, demotions = stage.status, stage.demotions
     events += stage.events
-    new = new.model_copy(update={"observed_generation": generation})
+    new = new.model_copy(update={"observed_generation": generation, "conditions": _kstatus(new, generation, now)})
     return Decision(
         new, tuple(events), tuple(demotions), retry, changed=new != status, request_stage=stage.request_stage
     )
 
+
+def _kstatus(status: ModelVersionStatus, generation: int, now: datetime) -> list[Condition]:
+    """Reconciling while the artifact cannot be read yet (or a stage waits for it); Stalled on a
+    digest mismatch, an artifact the operator's policy refuses, or a refused stage transition: a
+    person must register a new version, change the policy or approve."""
+    ready = get_condition(status.conditions, READY)
+    synced = get_condition(status.conditions, STAGE_SYNCED)
+    stalled: tuple[str, str] | None = None
+    reconciling: str | None = None
+    if status.phase == Phase.FAILED:
+        stalled = (ready.reason, ready.message) if ready is not None else ("Failed", status.message or "")
+    elif ready is not None and ready.reason == "ArtifactRefused":  # the operator's policy: a person must act
+        stalled = (ready.reason, ready.message)
+    elif synced is not None and synced.status == "False" and synced.reason != "WaitingForVerification":
+        stalled = (synced.reason, synced.message)
+    elif status.phase == Phase.PENDING:
+        reconciling = ready.message if ready is not None else "waiting for the artifact digest check"
+    return kstatus_conditions(
+        status.conditions,
+        stalled=stalled,
+        reconciling=reconciling,
+        idle_reason=ready.reason if ready is not None else "Reconciled",
+        now=now,
+        observed_generation=generation,
+    )

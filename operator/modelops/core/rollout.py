@@ -843,11 +843,12 @@ def _conditions(p: _Plan, previous: ModelDeploymentStatus) -> list[Condition]:
     working = s.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) or (
         s.phase == RolloutPhase.PENDING and not s.stalled
     )
+    reconciling = working and not s.stalled
     conds = set_condition(
         conds,
         RECONCILING,
-        "True" if working and not s.stalled else "False",
-        s.reason or str(s.phase),
+        "True" if reconciling else "False",
+        "Progressing" if reconciling else s.reason or str(s.phase),  # kstatus/Flux: the reason while True
         s.message,
         now,
         gen,

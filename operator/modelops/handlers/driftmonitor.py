@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from modelops.api.base import ConditionStatus, describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
-from modelops.core.conditions import get_condition, set_condition
+from modelops.core.conditions import get_condition, kstatus_conditions, set_condition
 from modelops.core.drift_cronjob import (
     RETRAIN_JOB_LABEL,
     RETRAINED_BY_LABEL,
@@ -39,6 +39,7 @@ from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSIO
 from modelops.telemetry import forget_drift_metrics, observe_reconcile, set_drift_metrics
 
 KIND = "DriftMonitor"
+WAIT_FOR_TARGET_SECONDS = 10
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -101,8 +102,13 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
                 update={
                     "phase": MonitorPhase.ERROR,
                     "observed_generation": generation,
-                    "conditions": set_condition(
-                        status.conditions, "Ready", "False", "InvalidSpec", message, now, generation
+                    "conditions": kstatus_conditions(
+                        set_condition(status.conditions, "Ready", "False", "InvalidSpec", message, now, generation),
+                        stalled=("InvalidSpec", message),
+                        reconciling=None,
+                        idle_reason="InvalidSpec",
+                        now=now,
+                        observed_generation=generation,
                     ),
                 }
             )
@@ -128,8 +134,16 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             if result in ("created", "updated"):
                 changed.append(f"{child['kind']}/{child['metadata']['name']} {result}")
         ready: tuple[ConditionStatus, str, str]
+        waiting = not reference and model is None  # the target may still appear (GitOps applies all at once)
         if reference:
             ready = ("True", "CronJobReady", f"CronJob {cronjob_name(monitor)} runs on '{spec.schedule}'")
+        elif waiting:
+            target = spec.target.model_version or f"the stable version of ModelDeployment {spec.target.deployment}"
+            ready = (
+                "False",
+                "WaitingForTarget",
+                f"waiting for {target} to exist: its referenceProfile is the reference",
+            )
         else:
             ready = (
                 "False",
@@ -137,7 +151,14 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
                 "no reference data: set spec.reference.profile or .uri, or give the target ModelVersion a "
                 "referenceProfile",
             )
-        conds = set_condition(status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation)
+        conds = kstatus_conditions(
+            set_condition(status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation),
+            stalled=(ready[1], ready[2]) if ready[0] == "False" and not waiting else None,
+            reconciling=ready[2] if waiting else None,
+            idle_reason=ready[1],
+            now=now,
+            observed_generation=generation,
+        )
         new = status.model_copy(
             update={
                 "observed_generation": generation,
@@ -155,6 +176,9 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
         events.record(body, evs)
         for line in changed:
             logger.info(line)
+        if waiting:  # nothing announces the target's arrival to this handler: look again
+            outcome.result = "retry"
+            raise kopf.TemporaryError(ready[2], delay=WAIT_FOR_TARGET_SECONDS)
 
 
 def _versions_of(api: CustomObjects, namespace: str, model_name: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from modelops.api.base import describe_spec_error
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
 from modelops.artifact_verifier import Verifier
-from modelops.core.conditions import set_condition
+from modelops.core.conditions import kstatus_conditions, set_condition
 from modelops.core.registry import Decision, DigestObservation, EventSpec, decide, needs_digest_check
 from modelops.k8s import events
 from modelops.k8s.observe import observe_digest, observe_model_version
@@ -30,6 +30,14 @@ def invalid_spec_status(
     message = describe_spec_error(exc)
     current = ModelVersionStatus.model_validate(status or {})
     conds = set_condition(current.conditions, "Ready", "False", "InvalidSpec", message, now, generation)
+    conds = kstatus_conditions(
+        conds,
+        stalled=("InvalidSpec", message),
+        reconciling=None,
+        idle_reason="InvalidSpec",
+        now=now,
+        observed_generation=generation,
+    )
     new = current.model_copy(update={"conditions": conds, "observed_generation": generation, "message": message})
     return new.to_wire(), message
 
