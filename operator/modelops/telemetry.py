@@ -110,7 +110,7 @@ DRIFT_LAST_CHECK = Gauge(
 
 DRIFT_MONITOR_PHASE = Gauge(
     "modelops_drift_monitor_phase",
-    "1 for the current phase of a DriftMonitor (Pending, Healthy, Drifted, Error), 0 for the others.",
+    "1 for the current phase of a DriftMonitor (status.phase), 0 for the others.",
     ["namespace", "monitor", "phase"],
     registry=REGISTRY,
 )

@@ -445,6 +445,38 @@ def test_service_monitor_selects_the_metrics_service(render: Renderer) -> None:
     assert "jobLabel" not in monitor["spec"]
 
 
+def test_pod_monitor_selects_the_model_server_pods(render: Renderer) -> None:
+    from modelops.api.modeldeployment import ModelDeploymentSpec
+    from modelops.core import model_server_manifests as servers
+    from modelops.core.version_selection import VersionInfo
+
+    monitor = one(render(VALUE_SETS["monitoring"]), "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}  # cluster-wide mode
+    # The pods the operator builds for a ModelDeployment, both tracks: selected, and their
+    # metrics port is the endpoint's.
+    owner = servers.DeploymentRef(name="churn", namespace="team-a", uid="u-1")
+    version = VersionInfo(name="churn-v2", model_name="churn", version="2", uri="s3://m/2", digest="sha256:" + "b" * 64)
+    spec = ModelDeploymentSpec.model_validate({"model": {"versionRef": "churn-v2"}})
+    options = servers.ServerOptions(image="ghcr.io/modelops/modelops:0.1.0")
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    for track in servers.TRACKS:
+        pod = servers.build_track_deployment(owner, spec, track, version, 1, options)["spec"]["template"]
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert endpoint["port"] in ports
+    # Drift-check and retraining pods are not model servers (they serve no metrics).
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "model-server"
+
+
+def test_pod_monitor_follows_the_watched_namespaces(render: Renderer) -> None:
+    monitor = one(render({**VALUE_SETS["namespaced"], "podMonitor": {"enabled": True}}), "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+
+
 def test_service_monitor_needs_the_service() -> None:
     with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmRenderError, match=r"metrics\.service"):
         chart.render(
@@ -540,6 +572,50 @@ def test_install_manifest_is_complete_and_valid(render: Renderer) -> None:
     for doc in docs:
         kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
         assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE
+
+
+def notes(values: dict[str, Any]) -> str:
+    with helm.Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(values, name="ml", namespace="platform", is_install=True)
+    return next(v for k, v in rendered.items() if k.endswith("NOTES.txt"))
+
+
+NOTES_VALUES = [
+    {},
+    VALUE_SETS["namespaced"],
+    VALUE_SETS["monitoring"],
+    {"crds": {"enabled": False}, "tests": {"enabled": False}, "replicas": 0},
+    {"crds": {"keep": False}, "prometheusRule": {"enabled": True}},
+]
+
+
+@pytest.mark.parametrize("values", NOTES_VALUES, ids=range(len(NOTES_VALUES)))
+def test_notes_commands_work_without_a_checkout(values: dict[str, Any]) -> None:
+    text = notes(values)
+    # No path into this repository: whoever installed from a chart repository has none of them.
+    for path in ("crds/", "charts/", "examples/", "tests/", "tests.support", "python -m", "docs/"):
+        lines = [line for line in text.splitlines() if path in line and "github.com" not in line]
+        assert lines == [], path
+    # The next steps name this release, its namespace and its Deployment.
+    assert "kubectl -n platform rollout status deployment/ml-modelops" in text
+    assert "kubectl -n platform logs deployment/ml-modelops" in text
+    assert "kubectl explain modelversion.spec" in text
+    if values.get("tests", {}).get("enabled", True):
+        assert "helm test ml -n platform" in text
+
+
+def test_notes_follow_the_values() -> None:
+    assert "helm.sh/resource-policy: keep" in notes({})
+    assert "DELETES them" in notes({"crds": {"keep": False}})
+    unmanaged = notes({"crds": {"enabled": False}})
+    assert "not managed by this release" in unmanaged
+    assert "--set crds.enabled=true" in unmanaged
+    assert "--show-only templates/crds.yaml" in unmanaged
+    assert "scaled to 0" in notes({"replicas": 0})
+    monitoring = notes(VALUE_SETS["monitoring"])
+    for line in ("ServiceMonitor ml-modelops", "PodMonitor ml-modelops-model-servers", "PrometheusRule ml-modelops"):
+        assert line in monitoring
+    assert "honor_labels" in notes({"prometheusRule": {"enabled": True}})  # scraped without our ServiceMonitor
 
 
 def test_notes_name_the_mode() -> None:

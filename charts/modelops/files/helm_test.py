@@ -64,9 +64,13 @@ def check_operator_healthy(api, namespace, selector, port):
         ip = pod["status"]["podIP"]
         host = f"[{ip}]" if ":" in ip else ip
         url = f"http://{host}:{port}/healthz"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            if response.status != 200:
-                raise RuntimeError(f"{url} answered {response.status}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+        except OSError as exc:  # refused, timed out, or an HTTP error status
+            raise RuntimeError(f"operator pod {pod['metadata']['name']}: {url}: {exc}") from exc
+        if status != 200:
+            raise RuntimeError(f"operator pod {pod['metadata']['name']}: {url} answered {status}")
         print(f"ok: operator pod {pod['metadata']['name']} answers {url} with 200")
 
 
