@@ -347,3 +347,13 @@ def test_register_outside_a_job_needs_name_and_version(monkeypatch):
     obj = build_model_version(_register_args(["m.joblib", "--name", "churn", "--version", "1"]), DIGEST)
     assert obj["metadata"]["labels"] == {"modelops.dev/model": "churn"}
     assert "lineage" not in obj["spec"]
+
+
+def test_status_patch_removes_what_the_new_status_dropped():
+    from modelops.handlers.driftmonitor import status_patch
+
+    stored = {"status": {"activeJob": {"name": "j"}, "phase": "Drifted", "someoneElses": {"x": 1}}}
+    patch = status_patch(stored, DriftMonitorStatus(phase="Drifted"))
+    assert patch["activeJob"] is None  # a merge patch deletes a key only by null
+    assert patch["phase"] == "Drifted"
+    assert "someoneElses" not in patch  # fields this model does not know are left alone

@@ -3,7 +3,8 @@
 parse -> observe (the target's ModelVersion, the retraining Job) -> decide
 (:mod:`modelops.core.drift_monitor`) -> apply (children, Job) -> status, Events, metrics.
 A ModelVersion labelled ``modelops.dev/retrained-by`` (what ``modelops registry register`` sets
-inside a retraining Job) wakes its monitor, which links it in its history.
+inside a retraining Job) wakes its monitor, which links it in its history; so does its retraining
+Job finishing, which the monitor then records (the 30 s timer remains the safety net).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from modelops.api.base import ConditionStatus, describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
 from modelops.core.conditions import get_condition, kstatus_conditions, set_condition
 from modelops.core.drift_cronjob import (
+    MONITOR_LABEL,
     RETRAIN_JOB_LABEL,
     RETRAINED_BY_LABEL,
     CheckJobOptions,
@@ -75,13 +77,25 @@ def resolve_reference(spec: DriftMonitorSpec, model: dict[str, Any] | None) -> s
     return str(value) if value else None
 
 
+_STATUS_FIELDS = frozenset(f.alias or n for n, f in DriftMonitorStatus.model_fields.items())
+
+
+def status_patch(body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, Any]:
+    """``status`` as a merge patch over the stored one: a field it no longer has (``activeJob`` once
+    the Job finished) is sent as null, since a merge patch removes a key only that way."""
+    patch = status.to_wire()
+    for key in (body.get("status") or {}).keys() & _STATUS_FIELDS - patch.keys():
+        patch[key] = None
+    return patch
+
+
 def _write_status(api: CustomObjects, body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, Any]:
     """Write the whole status, guarded by the resourceVersion ``body`` was read at: the check job
     writes this status too, and a write based on a stale read must retry, not overwrite it."""
     meta = body["metadata"]
     try:
         return api.patch_status(
-            DRIFT_MONITOR, meta["namespace"], meta["name"], status.to_wire(), meta.get("resourceVersion")
+            DRIFT_MONITOR, meta["namespace"], meta["name"], status_patch(body, status), meta.get("resourceVersion")
         )
     except Conflict as exc:
         raise kopf.TemporaryError(f"changed while reconciling, retrying: {exc}", delay=0.5) from exc
@@ -317,6 +331,31 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             evaluate(api, monitor, dt.datetime.now(dt.UTC))
         except kopf.TemporaryError as exc:  # the timer or the next event settles it
             kwargs["logger"].info("will link on the next event or timer: %s", exc)
+
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        labels={"app.kubernetes.io/component": "retrain", MONITOR_LABEL: kopf.PRESENT},
+        registry=registry,
+    )
+    def retrain_job_event(**kwargs: Any) -> None:
+        """A retraining Job finished: let its monitor (the Job's owner) record how, now."""
+        body = kwargs["body"]
+        if kwargs.get("type") == "DELETED" or job_state_of(body) == "active":
+            return
+        owner = next((o for o in body["metadata"].get("ownerReferences") or [] if o.get("kind") == KIND), None)
+        if owner is None:
+            return
+        api = api_factory()
+        try:
+            monitor = api.get(DRIFT_MONITOR, body["metadata"]["namespace"], owner["name"])
+        except NotFound:
+            return
+        try:
+            evaluate(api, monitor, dt.datetime.now(dt.UTC))
+        except kopf.TemporaryError as exc:
+            kwargs["logger"].info("will record on the next event or timer: %s", exc)
 
     @kopf.on.delete(group, version, plural, registry=registry, optional=True)
     def drift_monitor_deleted(**kwargs: Any) -> None:
