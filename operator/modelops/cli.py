@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from modelops import __version__
+from modelops.commands.args import plain
 from modelops.errors import CLIError, one_line
 
 # Each module defines `register(subparsers)` and sets `func` on its parsers. Only the module of
@@ -34,7 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (with where to look) instead of usage + error."""
+    """argparse, but a usage error is one line (with where to look) instead of usage + error, and
+    help shows docstrings' RST/Markdown literals (``x``, `x`) as plain text."""
+
+    def format_help(self) -> str:
+        return plain(super().format_help())
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")

@@ -87,7 +87,7 @@ KINDS: tuple[Kind, ...] = (
         spec=DriftMonitorSpec,
         status=DriftMonitorStatus,
         columns=(
-            ("Target", "string", ".spec.target.deployment"),
+            ("Target", "string", ".spec.target['deployment','modelVersion']"),  # the deployment, else the version
             ("Schedule", "string", ".spec.schedule"),
             ("Phase", "string", ".status.phase"),
             ("Drift-Share", "number", ".status.lastResult.driftShare"),

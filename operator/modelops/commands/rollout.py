@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
         ("abort", "roll the canary back now", request_abort),
         ("retry", "roll out again the version that was rolled back", request_retry),
         ("pause", "hold the rollout at its current step", request_pause),
-        ("resume", "lift a pause made with `rollout pause`", request_resume),
+        ("resume", "lift a pause made with rollout pause", request_resume),
     ):
         p = rs.add_parser(name, help=help_text)
         _common(p)

@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
     up.add_argument("--port", type=int, default=0, help="API server port (default: any free port)")
     _tuning_args(up)
     up.set_defaults(func=_up)
-    down = group.add_parser("down", help="stop everything `sandbox up` started in DIR")
+    down = group.add_parser("down", help="stop everything sandbox up started in DIR")
     _dir_arg(down)
     down.set_defaults(func=_down)
     status = group.add_parser("status", help="components, Services (local URLs) and pods of the sandbox in DIR")

@@ -35,10 +35,12 @@ AGE_COLUMN = {
 }
 
 _TOKEN = re.compile(r"\.([A-Za-z0-9_$-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+_UNION = re.compile(r"\[\s*('[^']*'(?:\s*,\s*'[^']*')+)\s*\]")
 
 
 def jsonpath(obj: Any, path: str) -> Any:
-    """The simple JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a['x.y']`."""
+    """The simple JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a['x.y']`, and the union
+    `.a['x','y']`, whose first present key wins (the table shows client-go's first result)."""
     path = path.strip()
     if path.startswith("{") and path.endswith("}"):
         path = path[1:-1]
@@ -46,6 +48,15 @@ def jsonpath(obj: Any, path: str) -> Any:
     cur = obj
     pos = 0
     while pos < len(path):
+        union = _UNION.match(path, pos)
+        if union:
+            rest = path[union.end() :]
+            for key in re.findall(r"'([^']*)'", union.group(1)):
+                if isinstance(cur, dict) and key in cur:
+                    found = jsonpath(cur[key], rest) if rest else cur[key]
+                    if found is not None:
+                        return found
+            return None
         m = _TOKEN.match(path, pos)
         if not m:
             return None
