@@ -11,6 +11,8 @@ import pytest
 
 from modelops.api.modeldeployment import MetricResult, ModelDeploymentSpec, RolloutPhase
 from modelops.core.rollout import Blocker, RolloutObservations, TrackPlan, decide, serving
+from modelops.core.rollout_control import previous_stable
+from modelops.core.rollout_view import parse_rollout
 from modelops.core.version_selection import Selection
 from tests.unit.rollout_sim import REV, T0, Sim, spec
 
@@ -345,6 +347,49 @@ def test_replica_change_is_applied_in_place_without_a_canary():
     assert sim.status.phase == RolloutPhase.HEALTHY
 
 
+def unobserved(sim: Sim, track: str, ready: int = 0) -> RolloutObservations:
+    """The observations right after a write to ``track``'s Deployment, before its controller saw it."""
+    obs = sim.observations()
+    live = getattr(obs, track)
+    return replace(obs, **{track: replace(live, ready=ready, updated=False, observed=False)})
+
+
+def test_a_scale_the_controller_has_not_observed_yet_keeps_the_ready_count_reported():
+    sim = deployed()
+    sim.spec = sim.spec.model_copy(update={"replicas": 3})
+    sim.generation = 2
+    assert sim.step().stable == TrackPlan(3, "churn-v1")  # 4 -> 3 written
+    d = decide(sim.spec, sim.status, unobserved(sim, "stable"), sim.now)
+    assert d.stable == TrackPlan(3, "churn-v1")
+    assert d.status.tracks.stable.ready_replicas == 3  # not 0: no pod changed
+    available = next(c for c in d.status.conditions if c.type == "Available")
+    assert (available.status, available.message) == ("True", "3/3 pods ready")
+    # once observed, what the controller says counts, a drop included
+    observed = replace(sim.observations(), stable=replace(sim.observations().stable, ready=1))
+    assert decide(sim.spec, sim.status, observed, sim.now).status.tracks.stable.ready_replicas == 1
+
+
+def test_a_canary_step_not_yet_observed_keeps_both_ready_counts_and_does_not_advance():
+    sim = deployed([{"setWeight": 25}, {"setWeight": 50}, {"pause": {}}])
+    sim.target = "churn-v2"
+    sim.run()
+    assert (sim.status.current_step_index, sim.stable.replicas, sim.canary.replicas) == (2, 2, 2)
+    before = sim.status
+    for track in ("stable", "canary"):
+        d = decide(sim.spec, before, unobserved(sim, track), sim.now)
+        assert d.status.tracks.stable.ready_replicas == 2
+        assert d.status.tracks.canary.ready_replicas == 2
+        assert d.status.current_step_index == 2
+    # a canary whose new template is not observed yet counts 0, whatever was reported before
+    sim.target = "churn-v3"
+    d = sim.decide()
+    assert d.status.canary_version == "churn-v3"
+    sim.apply(d)
+    d = decide(sim.spec, sim.status, unobserved(sim, "canary", ready=0), sim.now)
+    assert d.status.tracks.canary.ready_replicas == 0
+    assert d.status.canary_weight == 0
+
+
 def test_server_change_rolls_out_by_canary_with_the_same_version():
     sim = deployed()
     sim.revision = "rev2"
@@ -419,6 +464,30 @@ def test_killed_between_stable_rewrite_and_status_write_resumes_the_hand_over():
     sim.run()
     assert sim.status.phase == RolloutPhase.HEALTHY
     assert [h.event for h in sim.status.history].count("Promoted") == 1
+    # the Promoting entry lost with the status write is recorded on resume (no second Event)
+    changes = [(h.event, h.from_value, h.to_value) for h in sim.status.history if h.to_value]
+    assert changes[-2:] == [("Promoting", "churn-v1", "churn-v2"), ("Promoted", "churn-v1", "churn-v2")]
+
+
+def test_history_names_each_stable_version_and_the_one_it_replaced():
+    sim = deployed([{"setWeight": 50}])
+    for target in ("churn-v2", "churn-v3"):
+        sim.target = target
+        sim.run()
+    changes = [(h.event, h.from_value, h.to_value) for h in sim.status.history if h.to_value]
+    assert changes == [
+        ("Deploying", None, "churn-v1"),
+        ("Promoting", "churn-v1", "churn-v2"),
+        ("Promoted", "churn-v1", "churn-v2"),
+        ("Promoting", "churn-v2", "churn-v3"),
+        ("Promoted", "churn-v2", "churn-v3"),
+    ]
+    body = {
+        "metadata": {"name": "churn", "namespace": "default", "generation": 1},
+        "spec": {"model": {"versionRef": "churn-v3"}, "replicas": 4},
+        "status": sim.status.model_dump(by_alias=True, mode="json"),
+    }
+    assert previous_stable(parse_rollout(body), []) == "churn-v2"  # `modelops rollout undo` needs no registry
 
 
 def test_abort_during_hand_over_is_ignored():

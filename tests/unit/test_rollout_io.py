@@ -44,19 +44,19 @@ def deployment(generation=2, observed=2, replicas=3, total=3, updated=3, ready=3
 
 
 @pytest.mark.parametrize(
-    ("d", "ready", "updated"),
+    ("d", "ready", "updated", "observed"),
     [
-        (deployment(), 3, True),
-        (deployment(observed=1), 0, False),  # the controller has not seen the latest spec
-        (deployment(total=4, updated=2, ready=4), 2, False),  # 2 old pods may be the ready ones
-        (deployment(total=4, updated=2, ready=2), 0, False),
-        (deployment(replicas=0, total=0, updated=0, ready=0), 0, True),
+        (deployment(), 3, True, True),
+        (deployment(observed=1), 0, False, False),  # the controller has not seen the latest spec
+        (deployment(total=4, updated=2, ready=4), 2, False, True),  # 2 old pods may be the ready ones
+        (deployment(total=4, updated=2, ready=2), 0, False, True),
+        (deployment(replicas=0, total=0, updated=0, ready=0), 0, True, True),
     ],
 )
-def test_track_observation_counts_ready_pods_of_the_current_template(d, ready, updated):
+def test_track_observation_counts_ready_pods_of_the_current_template(d, ready, updated, observed):
     obs = track_observation(d)
     assert (obs.exists, obs.version, obs.revision) == (True, "churn-v2", "r1")
-    assert (obs.ready, obs.updated) == (ready, updated)
+    assert (obs.ready, obs.updated, obs.observed) == (ready, updated, observed)
 
 
 def test_absent_deployment():

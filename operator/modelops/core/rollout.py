@@ -89,6 +89,9 @@ class TrackObservation:
     """Ready pods running the current template (a lower bound while the controller catches up)."""
     updated: bool = True
     """The controller has observed the latest spec and every pod runs the current template."""
+    observed: bool = True
+    """The controller has observed the latest spec (``status.observedGeneration``): until then
+    ``ready`` is 0, as nothing is known of the new spec's pods."""
 
 
 @dataclass(frozen=True)
@@ -184,11 +187,33 @@ class _Plan:
         message: str,
         history: bool = False,
         history_reason: str | None = None,
+        stable_change: tuple[str | None, str] | None = None,
     ) -> None:
+        """``stable_change``: (from, to) stable version, recorded in the history entry (what
+        `modelops rollout undo` goes back by)."""
         self.events.append(EventSpec(type_, reason, message))
         if history:
-            entry = HistoryEntry(time=self.now, event=reason, reason=history_reason or reason, message=message)
-            self.history.append(entry)
+            self.remember(reason, message, history_reason, stable_change)
+
+    def remember(
+        self,
+        event: str,
+        message: str,
+        reason: str | None = None,
+        stable_change: tuple[str | None, str] | None = None,
+    ) -> None:
+        """A history entry (no Event)."""
+        before, after = stable_change or (None, None)
+        self.history.append(
+            HistoryEntry(
+                time=self.now,
+                event=event,
+                reason=reason or event,
+                message=message,
+                from_value=before,
+                to_value=after,
+            )
+        )
 
     def wake(self, at: datetime) -> None:
         self.wait_until = at if self.wait_until is None else min(self.wait_until, at)
@@ -346,6 +371,7 @@ def _first_deploy(p: _Plan) -> bool:
         "Deploying",
         f"first deploy: {target.name} on {p.replicas} replicas at 100% (nothing to compare a canary with)",
         history=True,
+        stable_change=(None, target.name),
     )
     return True
 
@@ -380,14 +406,14 @@ def _steady(p: _Plan) -> bool:
         p.situate(RolloutPhase.PAUSED, held[0], f"rollout of {target.name} waits: {held[1]}", stalled=held[2])
         return False
     ready = _ready_running(obs.stable, st.stable_version, stable_rev) if _stable_template(p) else obs.stable.ready
-    message = f"{st.stable_version}: {ready}/{p.replicas} pods ready"
+    message = f"{st.stable_version}: {_reported(st.tracks.stable, obs.stable, ready)}/{p.replicas} pods ready"
     if ready >= p.replicas and obs.stable.updated and obs.stable.replicas == p.replicas:
         if st.phase != RolloutPhase.HEALTHY:
             p.event("Normal", "Available", f"{st.stable_version}: {ready}/{p.replicas} pods ready, 100% of traffic")
         p.situate(RolloutPhase.HEALTHY, "Healthy", f"{st.stable_version} serves 100% on {ready} ready pods")
     else:
         started = st.step_started_at or p.now
-        if p.now - started > _deadline(p.spec):
+        if p.now - started >= _deadline(p.spec):
             if st.phase != RolloutPhase.DEGRADED:
                 p.event("Warning", "ProgressDeadlineExceeded", f"{message} after {_deadline_text(p.spec)}")
             p.situate(RolloutPhase.DEGRADED, "ProgressDeadlineExceeded", message, stalled=True)
@@ -408,7 +434,10 @@ def _hold_steady(p: _Plan) -> None:
     p.update(
         tracks=Tracks(
             stable=TrackStatus(
-                version=st.stable_version, revision=stable_rev, replicas=p.replicas, ready_replicas=p.obs.stable.ready
+                version=st.stable_version,
+                revision=stable_rev,
+                replicas=p.replicas,
+                ready_replicas=_reported(st.tracks.stable, p.obs.stable, p.obs.stable.ready),
             ),
             canary=_canary_track_status(p, 0) if st.tracks.canary is not None else None,
         ),
@@ -418,7 +447,23 @@ def _hold_steady(p: _Plan) -> None:
 
 def _canary_track_status(p: _Plan, replicas: int) -> TrackStatus:
     prev = p.status.tracks.canary or TrackStatus()
-    return prev.model_copy(update={"replicas": replicas, "ready_replicas": p.obs.canary.ready})
+    return prev.model_copy(
+        update={"replicas": replicas, "ready_replicas": _reported(prev, p.obs.canary, p.obs.canary.ready)}
+    )
+
+
+def _reported(previous: TrackStatus | None, track: TrackObservation, ready: int) -> int:
+    """Ready pods as status reports them. While the controller has not yet observed a change we
+    made (a scale: no pod changed), the count last reported stands, capped at the new size, rather
+    than a 0 that would flip Available off and back; ``ready`` (what decisions use) stays 0."""
+    if (
+        previous is not None
+        and track.exists
+        and not track.observed
+        and (previous.version, previous.revision) == (track.version, track.revision)
+    ):
+        return min(previous.ready_replicas, track.replicas)
+    return ready
 
 
 def _start_canary(p: _Plan, version: str) -> None:
@@ -524,14 +569,18 @@ def _scale_towards(p: _Plan, cv: str, crev: str | None, weight: int) -> Scale:
     p.stable = TrackPlan(scale.stable, _stable_template(p))
     p.canary = TrackPlan(scale.canary, cv)
     p.route_weight = p.status.canary_weight
+    stable, canary = p.status.tracks.stable or TrackStatus(), p.status.tracks.canary or TrackStatus()
     p.update(
         tracks=p.status.tracks.model_copy(
             update={
-                "stable": (p.status.tracks.stable or TrackStatus()).model_copy(
-                    update={"replicas": scale.stable, "ready_replicas": p.obs.stable.ready}
+                "stable": stable.model_copy(
+                    update={
+                        "replicas": scale.stable,
+                        "ready_replicas": _reported(stable, p.obs.stable, p.obs.stable.ready),
+                    }
                 ),
-                "canary": (p.status.tracks.canary or TrackStatus()).model_copy(
-                    update={"replicas": scale.canary, "ready_replicas": ready}
+                "canary": canary.model_copy(
+                    update={"replicas": scale.canary, "ready_replicas": _reported(canary, p.obs.canary, ready)}
                 ),
             }
         )
@@ -549,7 +598,7 @@ def _waiting(p: _Plan, cv: str, what: str) -> bool:
     """Waiting for pods: Progressing until the deadline, then abort (or stall without autoRollback)."""
     started = p.status.step_started_at or p.now
     deadline = _deadline(p.spec)
-    if p.now - started > deadline:
+    if p.now - started >= deadline:
         message = f"canary {cv}: {what} after {_deadline_text(p.spec)}"
         if _auto_rollback(p.spec):
             _abort(p, "ProgressDeadlineExceeded", message)
@@ -712,6 +761,7 @@ def _promote(p: _Plan, cv: str, crev: str | None) -> bool:
         p.event("Normal", "WeightSet", f"canary {cv} at 100%")
     observed = _observed_scale(p.obs)
     tracks = p.status.tracks
+    previous = p.status.stable_version
     p.update(
         canary_weight=100,
         stable_version=cv,
@@ -720,7 +770,13 @@ def _promote(p: _Plan, cv: str, crev: str | None) -> bool:
             update={"stable": TrackStatus(version=cv, revision=crev, replicas=observed.stable, ready_replicas=0)}
         ),
     )
-    p.event("Normal", "Promoting", f"{cv} carries 100%: stable track updated to {cv}", history=True)
+    p.event(
+        "Normal",
+        "Promoting",
+        f"{cv} carries 100%: stable track updated to {cv}",
+        history=True,
+        stable_change=(previous, cv),
+    )
     _handover(p, cv, crev)
     return False
 
@@ -729,11 +785,13 @@ def _handover(p: _Plan, cv: str, crev: str | None) -> None:
     """Both tracks run the new version: grow the stable, shrink the canary, never below full capacity."""
     st = p.status
     if (st.stable_version, (st.tracks.stable.revision if st.tracks.stable else None)) != (cv, crev):
-        # Resumed after the stable's template was rewritten but before status recorded it.
+        # Resumed after the stable's template was rewritten but before status recorded it: the
+        # Promoting history entry was lost with that write (its Event was sent), recorded now.
         p.update(
             stable_version=cv,
             tracks=st.tracks.model_copy(update={"stable": TrackStatus(version=cv, revision=crev)}),
         )
+        p.remember("Promoting", f"{cv} carries 100%: stable track updated to {cv}", None, (st.stable_version, cv))
     if st.abort or st.promote_full or st.promote_step is not None:
         if st.abort:
             p.event("Warning", "AbortIgnored", f"{cv} is already promoted; use `modelops rollout undo`")
@@ -754,16 +812,26 @@ def _handover(p: _Plan, cv: str, crev: str | None) -> None:
             step_started_at=p.now,
             phase=RolloutPhase.HEALTHY,
         )
-        p.event("Normal", "Promoted", f"{cv} is the stable version, serving 100%", history=True)
+        p.event(
+            "Normal",
+            "Promoted",
+            f"{cv} is the stable version, serving 100%",
+            history=True,
+            stable_change=(_promoted_from(p, cv), cv),
+        )
         return
+    stable, canary = p.status.tracks.stable or TrackStatus(), p.status.tracks.canary or TrackStatus()
     p.update(
         tracks=p.status.tracks.model_copy(
             update={
-                "stable": (p.status.tracks.stable or TrackStatus()).model_copy(
-                    update={"replicas": scale.stable, "ready_replicas": stable_ready}
+                "stable": stable.model_copy(
+                    update={"replicas": scale.stable, "ready_replicas": _reported(stable, p.obs.stable, stable_ready)}
                 ),
-                "canary": (p.status.tracks.canary or TrackStatus()).model_copy(
-                    update={"replicas": scale.canary, "ready_replicas": p.obs.canary.ready}
+                "canary": canary.model_copy(
+                    update={
+                        "replicas": scale.canary,
+                        "ready_replicas": _reported(canary, p.obs.canary, p.obs.canary.ready),
+                    }
                 ),
             }
         ),
@@ -774,6 +842,14 @@ def _handover(p: _Plan, cv: str, crev: str | None) -> None:
         "Promoting",
         f"promoting {cv}: stable {stable_ready}/{p.replicas} ready, canary scaling to {scale.canary}",
     )
+
+
+def _promoted_from(p: _Plan, cv: str) -> str | None:
+    """The stable version ``cv`` replaced, from its Promoting history entry."""
+    for entry in reversed([*p.status.history, *p.history]):
+        if entry.event == "Promoting" and entry.to_value == cv:
+            return entry.from_value if entry.from_value != cv else None
+    return None
 
 
 # ------------------------------------------------------------------------- abort/cancel

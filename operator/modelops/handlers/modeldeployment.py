@@ -5,9 +5,11 @@ How a rollout moves over time. Every change re-runs the reconcile at once: the M
 itself (its spec, or a control field `modelops rollout` writes to its status), its Deployments
 (pods becoming ready), and the ModelVersions it may serve (a version approved for Production
 starts its rollout with no other edit: the ModelVersion's own event pokes the deployments of its
-model directly, which writes nothing on them, unlike an annotation bump). A timer ticks every
-second while a rollout is active, for what no event announces: a pause ending, a measurement
-falling due, a deadline passing. The timer is a clock, not a memory: all state is in status, so a
+model directly, which writes nothing on them, unlike an annotation bump). While a rollout is
+active, a clock (one kopf daemon per ModelDeployment) reconciles it for what no event announces:
+at the decision's ``wait_until`` exactly (a pause ending, a measurement falling due, a deadline
+passing), and otherwise by a re-check that backs off while nothing changes
+(:mod:`modelops.core.rollout_clock`). The clock is not a memory: all state is in status, so a
 restarted operator resumes where the last one stopped.
 
 Reconciles of one ModelDeployment are serialised by a lock and start from a fresh read, so a
@@ -17,12 +19,14 @@ the decision was made from.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 import threading
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -34,6 +38,8 @@ from modelops.core.conditions import get_condition, set_condition
 from modelops.core.model_server_manifests import ServerOptions
 from modelops.core.registry import EventSpec
 from modelops.core.rollout import decide
+from modelops.core.rollout_clock import next_check
+from modelops.core.version_selection import VersionInfo
 from modelops.images import operator_image
 from modelops.k8s import events
 from modelops.k8s.resources import MODEL_DEPLOYMENT, Conflict, CustomObjects, NotFound
@@ -55,17 +61,71 @@ from modelops.telemetry import (
 
 KIND = "ModelDeployment"
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"
-TICK_SECONDS = 1.0
+CLOCK_SLICE_SECONDS = 1.0
+"""The longest a rollout's clock sleeps before it looks at its due time again (an event's
+reconcile may have brought it forward)."""
+CLOCK_MARGIN_SECONDS = 0.005
+"""Woken this much after the due time, so the reconcile's own clock has passed it."""
 ACTIVE_PHASES = (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+Key = tuple[str, str]
 
-_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks: dict[Key, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
 def _lock(namespace: str, name: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((namespace, name), threading.Lock())
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one reconcile leaves for the clock."""
+
+    now: dt.datetime
+    active: bool
+    """A rollout is underway (see :func:`is_active`)."""
+    changed: bool
+    """Status, a child or an Event was written."""
+    wait_until: dt.datetime | None = None
+    """The decision's next due time (pause end, measurement, deadline)."""
+
+
+@dataclass
+class _Clock:
+    due: dt.datetime | None
+    """None: nothing is due without an event (no rollout underway)."""
+    quiet_since: dt.datetime
+
+
+class Clocks:
+    """When each ModelDeployment is reconciled next without an event (this process's memory only:
+    after a restart, the first reconcile of each one sets it again from status)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._clocks: dict[Key, _Clock] = {}
+
+    def record(self, key: Key, outcome: Reconciled) -> None:
+        with self._guard:
+            clock = self._clocks.setdefault(key, _Clock(None, outcome.now))
+            if outcome.changed:
+                clock.quiet_since = outcome.now
+            clock.due = next_check(outcome.now, outcome.wait_until, clock.quiet_since) if outcome.active else None
+
+    def due(self, key: Key) -> dt.datetime | None:
+        with self._guard:
+            clock = self._clocks.get(key)
+            return clock.due if clock is not None else None
+
+    def forget(self, key: Key) -> None:
+        with self._guard:
+            self._clocks.pop(key, None)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def is_active(body: Mapping[str, Any]) -> bool:
@@ -101,17 +161,20 @@ def _with_measurements(
     return decide(spec, status, replace(observed.obs, measurements=results), now)
 
 
-def reconcile(api: CustomObjects, namespace: str, name: str, logger: Logger, now_fn: Any = None) -> None:
-    """One reconcile of ModelDeployment ``namespace/name`` from a fresh read."""
-    clock = now_fn or (lambda: dt.datetime.now(dt.UTC))
+def reconcile(
+    api: CustomObjects, namespace: str, name: str, logger: Logger, now_fn: Callable[[], dt.datetime] | None = None
+) -> Reconciled | None:
+    """One reconcile of ModelDeployment ``namespace/name`` from a fresh read; None when it is gone
+    or being deleted."""
+    clock = now_fn or _utcnow
     with _lock(namespace, name), observe_reconcile(KIND) as outcome:
         try:
             body = api.get(MODEL_DEPLOYMENT, namespace, name)
         except NotFound:
             outcome.result = "gone"
-            return
+            return None
         if body["metadata"].get("deletionTimestamp"):
-            return
+            return None
         now = clock()
         try:
             spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
@@ -119,7 +182,7 @@ def reconcile(api: CustomObjects, namespace: str, name: str, logger: Logger, now
             outcome.result = "invalid"
             with contextlib.suppress(Conflict):  # the newer object has its own event
                 _invalid(api, body, exc, now)
-            return
+            return Reconciled(now, active=is_active(body), changed=False)
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
         observed = observe(api, body, spec)
         decision = _with_measurements(spec, status, observed, body, now)
@@ -130,21 +193,31 @@ def reconcile(api: CustomObjects, namespace: str, name: str, logger: Logger, now
         except Conflict as exc:
             outcome.result = "retry"
             logger.debug("changed while reconciling, the newer version is reconciled next: %s", exc)
-            return
+            return Reconciled(now, active=True, changed=True)
         events.record(body, decision.events)
         for line in changes:
             logger.info(line)
-        sync_model_versions(api, owner_of(body), decision.status, observed)
+        synced = sync_model_versions(api, owner_of(body), decision.status, observed)
         new = decision.status
         set_rollout_metrics(namespace, name, str(new.phase), new.canary_weight, new.current_step_index)
+        active = bool(new.canary_version) or new.phase in ACTIVE_PHASES
+        changed = decision.changed or bool(changes) or bool(decision.events) or bool(synced)
+        return Reconciled(now, active=active, changed=changed, wait_until=decision.wait_until)
 
 
-def _safely(api_factory: Any, namespace: str, name: str, logger: Logger) -> None:
-    """Event and timer paths: a failure is logged; the next event or tick retries on fresh state."""
+def _safely(api_factory: Any, clocks: Clocks, namespace: str, name: str, logger: Logger) -> None:
+    """Event and clock paths: a failure is logged and re-checked by the clock (or the next event)
+    on fresh state; the outcome sets the clock."""
+    key = (namespace, name)
     try:
-        reconcile(api_factory(), namespace, name, logger)
+        outcome = reconcile(api_factory(), namespace, name, logger)
     except Exception as exc:  # keep serving every other object
-        logger.warning("reconcile of %s/%s failed, retrying on the next event or tick: %s", namespace, name, exc)
+        logger.warning("reconcile of %s/%s failed, retrying on the next event or re-check: %s", namespace, name, exc)
+        outcome = Reconciled(_utcnow(), active=True, changed=False)
+    if outcome is None:
+        clocks.forget(key)
+    else:
+        clocks.record(key, outcome)
 
 
 def _owner_name(body: Mapping[str, Any]) -> str | None:
@@ -167,41 +240,79 @@ def _tracks_model(md: Mapping[str, Any], mv: Mapping[str, Any]) -> bool:
 
 def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     """Register the ModelDeployment handlers; ``api_factory()`` returns a CustomObjects."""
+    clocks = Clocks()
+    seen_versions: dict[Key, VersionInfo] = {}
+    seen_guard = threading.Lock()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def model_deployment_event(**kwargs: Any) -> None:
         if kwargs.get("type") == "DELETED":
+            clocks.forget((str(kwargs["namespace"]), str(kwargs["name"])))
             return
-        _safely(api_factory, str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"])
+        _safely(api_factory, clocks, str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"])
 
-    @kopf.timer(
-        GROUP, VERSION, PLURAL, interval=TICK_SECONDS, when=lambda body, **_: is_active(body), registry=registry
+    @kopf.daemon(
+        GROUP,
+        VERSION,
+        PLURAL,
+        when=lambda body, **_: is_active(body),
+        cancellation_timeout=10.0,
+        registry=registry,
     )
-    def model_deployment_tick(**kwargs: Any) -> None:
-        _safely(api_factory, str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"])
+    async def model_deployment_clock(stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+        """While a rollout is underway: reconcile when its clock falls due (see the module docstring).
+
+        The first look is at once (this process may not have reconciled it yet); then it sleeps
+        until the due time its reconciles set, re-reading it at least every CLOCK_SLICE_SECONDS.
+        """
+        namespace, name, logger = str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"]
+        key, loop, first = (namespace, name), asyncio.get_running_loop(), True
+        while not stopped:
+            due, now = clocks.due(key), _utcnow()
+            if (first and due is None) or (due is not None and due <= now):
+                # in kopf's context (its Event poster and settings live in context variables)
+                context = contextvars.copy_context()
+                await loop.run_in_executor(None, context.run, _safely, api_factory, clocks, namespace, name, logger)
+            else:
+                left = CLOCK_SLICE_SECONDS if due is None else (due - now).total_seconds() + CLOCK_MARGIN_SECONDS
+                await stopped.wait(min(CLOCK_SLICE_SECONDS, left))
+            first = False
 
     @kopf.on.event("apps", "v1", "deployments", labels={"modelops.dev/deployment": kopf.PRESENT}, registry=registry)
     def model_server_event(**kwargs: Any) -> None:
         owner = _owner_name(kwargs["body"])
         if owner is not None:
-            _safely(api_factory, str(kwargs["namespace"]), owner, kwargs["logger"])
+            _safely(api_factory, clocks, str(kwargs["namespace"]), owner, kwargs["logger"])
 
     @kopf.on.event(GROUP, VERSION, "modelversions", registry=registry)
     def model_version_event(**kwargs: Any) -> None:
-        """Registry-driven delivery: a version becoming eligible reaches its deployments at once."""
-        namespace, body = str(kwargs["namespace"]), kwargs["body"]
+        """Registry-driven delivery: a version becoming eligible reaches its deployments at once.
+
+        Only a change the version selection reads (phase, stage, approval ...) reaches them: not
+        the ``status.deployments`` a reconcile writes, nor a version first seen in the listing at
+        start-up (each deployment is reconciled by its own listing)."""
+        namespace, name, body = str(kwargs["namespace"]), str(kwargs["name"]), kwargs["body"]
+        info = None if kwargs.get("type") == "DELETED" else VersionInfo.from_object(body)
+        with seen_guard:
+            previous = seen_versions.pop((namespace, name), None)
+            if info is not None:
+                seen_versions[(namespace, name)] = info
+        first_listed = previous is None and kwargs.get("type") is None
+        if info is not None and (info == previous or first_listed):
+            return
         try:
             deployments = api_factory().list(MODEL_DEPLOYMENT, namespace)
         except Exception as exc:
-            kwargs["logger"].warning("cannot list ModelDeployments for %s: %s", kwargs["name"], exc)
+            kwargs["logger"].warning("cannot list ModelDeployments for %s: %s", name, exc)
             return
         for md in deployments:
             if _tracks_model(md, body):
-                _safely(api_factory, namespace, md["metadata"]["name"], kwargs["logger"])
+                _safely(api_factory, clocks, namespace, md["metadata"]["name"], kwargs["logger"])
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True)
     def model_deployment_deleted(**kwargs: Any) -> None:
         namespace, name = str(kwargs["namespace"]), str(kwargs["name"])
+        clocks.forget((namespace, name))
         forget_rollout_metrics(namespace, name)
         forget_analysis_measurements(namespace, name)
         try:
@@ -213,4 +324,4 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             kwargs["logger"].info("could not clear ModelVersion deployments of %s: %s", name, exc)
 
 
-__all__ = ["is_active", "reconcile", "register"]
+__all__ = ["Clocks", "Reconciled", "is_active", "reconcile", "register"]

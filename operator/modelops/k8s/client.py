@@ -9,6 +9,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
+from modelops import __version__
+
 
 class KubeConnectionError(Exception):
     """The kubeconfig is broken or the API server cannot be reached: a one-line, fixable error."""
@@ -18,8 +20,17 @@ def one_line(exc: object) -> str:
     return " ".join(str(exc).split())
 
 
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
-    """An ApiClient for ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config), else the in-cluster account."""
+OPERATOR_USER_AGENT = f"modelops-operator/{__version__}"
+"""The operator's User-Agent: the API server names the field manager of a write without a
+``fieldManager`` after it (up to the first ``/``), so the operator's fields show as
+``modelops-operator`` in managedFields (not the Python client's ``OpenAPI-Generator``)."""
+
+
+def load_api_client(
+    kubeconfig: str | None = None, context: str | None = None, user_agent: str | None = None
+) -> client.ApiClient:
+    """An ApiClient for ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config), else the in-cluster account;
+    ``user_agent`` replaces the Python client's own."""
     cfg = client.Configuration()
     try:
         if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -30,7 +41,10 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise KubeConnectionError(f"cannot load kubeconfig {where}: {one_line(exc)}") from exc
     cfg.retries = urllib3.Retry(total=1, connect=1, read=0, backoff_factor=0.2)
-    return client.ApiClient(cfg)
+    api = client.ApiClient(cfg)
+    if user_agent is not None:
+        api.user_agent = user_agent
+    return api
 
 
 def describe_unreachable(api: client.ApiClient, exc: BaseException) -> KubeConnectionError:

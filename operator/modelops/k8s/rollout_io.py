@@ -97,6 +97,7 @@ def track_observation(deployment: Obj | None) -> TrackObservation:
         replicas=replicas,
         ready=ready_new,
         updated=current and updated == total,
+        observed=current,
     )
 
 

@@ -331,16 +331,16 @@ def test_gitops_reapplying_a_version_the_operator_archived_conflicts_until_force
     wait_for(custom_objects, "churn-v1", lambda o: (o.get("status") or {}).get("stage") == "Production")
     assert gitops_apply(apiserver.url, v2)[0] == 201  # the operator archives v1: spec.stage = Archived
     archived = wait_for(custom_objects, "churn-v1", lambda o: o["spec"]["stage"] == "Archived")
-    assert fields(archived, "OpenAPI-Generator", "Update") == {"f:spec": {"f:stage": {}}}
+    assert fields(archived, "modelops-operator", "Update") == {"f:spec": {"f:stage": {}}}
     assert "f:stage" not in fields(archived, "argocd-controller")["f:spec"]
 
     status, out = gitops_apply(apiserver.url, v1)  # the unchanged manifest from git
     assert status == 409
     assert out["message"] == (
-        'Apply failed with 1 conflict: conflict with "OpenAPI-Generator" using modelops.dev/v1alpha1: .spec.stage'
+        'Apply failed with 1 conflict: conflict with "modelops-operator" using modelops.dev/v1alpha1: .spec.stage'
     )
     assert out["details"]["causes"] == [
-        {"reason": "FieldManagerConflict", "message": 'conflict with "OpenAPI-Generator" using modelops.dev/v1alpha1',
+        {"reason": "FieldManagerConflict", "message": 'conflict with "modelops-operator" using modelops.dev/v1alpha1',
          "field": ".spec.stage"}
     ]  # fmt: skip
     assert custom_objects.get(MODEL_VERSION, "default", "churn-v1")["spec"]["stage"] == "Archived"
@@ -349,7 +349,7 @@ def test_gitops_reapplying_a_version_the_operator_archived_conflicts_until_force
     assert status == 200
     assert forced["spec"]["stage"] == "Production"
     assert "f:stage" in fields(forced, "argocd-controller")["f:spec"]
-    assert ("OpenAPI-Generator", "Update") not in main_managers(forced)  # it owned nothing else but status
+    assert ("modelops-operator", "Update") not in main_managers(forced)  # it owned nothing else but status
 
 
 # -- the real kubectl ----------------------------------------------------------------------------
