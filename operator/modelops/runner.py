@@ -17,10 +17,10 @@ from prometheus_client import start_http_server
 
 from modelops.artifact_verifier import FetchSettings, Verifier
 from modelops.core.artifact_policy import ArtifactPolicy
-from modelops.handlers import driftmonitor, modeldeployment, modelversion
+from modelops.handlers import driftmonitor, modeldeployment, modelpolicy, modelversion
 from modelops.hostports import host_port
 from modelops.k8s.analysis import set_default_prometheus_url
-from modelops.k8s.client import OPERATOR_USER_AGENT, load_api_client
+from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.telemetry import REGISTRY
 
@@ -66,6 +66,7 @@ def build_registry(api_factory: Callable[[], CustomObjects], verifier: Verifier 
     modelversion.register(registry, api_factory, verifier or Verifier())
     modeldeployment.register(registry, api_factory)
     driftmonitor.register(registry, api_factory)
+    modelpolicy.register(registry, api_factory)
     return registry
 
 
@@ -116,7 +117,7 @@ async def run_operator(
 
     def api_factory() -> CustomObjects:
         if "api" not in shared:
-            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT))
+            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig))
         return shared["api"]
 
     verifier = Verifier(cfg.artifact_policy, cfg.artifact_fetch)

@@ -598,3 +598,27 @@ def test_a_new_request_records_the_refusal_again():
     refused = run(mv_spec(Stage.STAGING, {"auc": 0.81}), policies=[policy(**AUC_GATE)]).status
     d = run(mv_spec(Stage.STAGING, {"auc": 0.81}), status=refused, policies=[policy(**AUC_GATE)], generation=2)
     assert [e.reason for e in d.events] == ["ValidationFailed"]
+
+
+def test_policy_status_is_ready_or_stalled_naming_the_field():
+    from modelops.api.modelpolicy import ModelPolicyStatus
+    from modelops.handlers.modelpolicy import policy_status
+
+    spec = policy(**AUC_GATE).spec
+    ok = policy_status(ModelPolicyStatus(), spec, "", 3, NOW)
+    assert ok.observed_generation == 3
+    assert {c.type: (c.status, c.reason) for c in ok.conditions} == {
+        "Ready": ("True", "Active"),
+        "Reconciling": ("False", "Active"),
+        "Stalled": ("False", "Active"),
+    }
+    bad = policy_status(ok, None, "spec.gates.0.op: Input should be '>=', '>', '<=' or '<'", 4, NOW)
+    assert {c.type: (c.status, c.reason) for c in bad.conditions} == {
+        "Ready": ("False", "InvalidSpec"),
+        "Reconciling": ("False", "InvalidSpec"),
+        "Stalled": ("True", "InvalidSpec"),
+    }
+    assert bad.message == (
+        "invalid, every promotion of the model is refused until it is fixed: "
+        "spec.gates.0.op: Input should be '>=', '>', '<=' or '<'"
+    )

@@ -142,10 +142,12 @@ def register(sub: Any) -> None:
     _common(p)
     p.set_defaults(func=_show)
 
-    p = rs.add_parser("promote", help="request a stage; Production needs an approval")
+    p = rs.add_parser(
+        "promote", help="request a stage (the model's ModelPolicy gates it); Production needs an approval"
+    )
     p.add_argument("name")
     p.add_argument("--to", required=True, choices=[s.value for s in Stage], dest="stage")
-    p.add_argument("--approved-by", help="who approves (required for Production)")
+    p.add_argument("--approved-by", help="who approves (required for Production unless a ModelPolicy waives it)")
     p.add_argument("--reason", help="why (required for Production)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the operator's verdict (0: don't)")
     _common(p)
