@@ -20,7 +20,7 @@ from modelops.core.artifact_policy import ArtifactPolicy
 from modelops.handlers import driftmonitor, modeldeployment, modelpolicy, modelversion
 from modelops.hostports import host_port
 from modelops.k8s.analysis import set_default_prometheus_url
-from modelops.k8s.client import load_api_client
+from modelops.k8s.client import OPERATOR_USER_AGENT, load_api_client
 from modelops.k8s.resources import CustomObjects
 from modelops.telemetry import REGISTRY
 
@@ -117,7 +117,7 @@ async def run_operator(
 
     def api_factory() -> CustomObjects:
         if "api" not in shared:
-            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig))
+            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT))
         return shared["api"]
 
     verifier = Verifier(cfg.artifact_policy, cfg.artifact_fetch)
