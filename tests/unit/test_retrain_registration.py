@@ -357,3 +357,23 @@ def test_status_patch_removes_what_the_new_status_dropped():
     assert patch["activeJob"] is None  # a merge patch deletes a key only by null
     assert patch["phase"] == "Drifted"
     assert "someoneElses" not in patch  # fields this model does not know are left alone
+
+
+def test_inside_a_pod_without_kubeconfig_the_client_uses_the_service_account(monkeypatch, tmp_path):
+    """What `registry register` does in a retraining Job's pod on a cluster: in-cluster config."""
+    from kubernetes.config import incluster_config
+
+    from modelops.k8s.client import load_api_client
+
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("job-token")
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))  # the kubelet's mount
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    cfg = load_api_client().configuration
+    assert cfg.host == "https://10.96.0.1:443"
+    assert cfg.api_key == {"BearerToken": "bearer job-token"}
+    assert cfg.ssl_ca_cert == str(ca)
