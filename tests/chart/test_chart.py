@@ -256,7 +256,21 @@ def test_deployment_runs_one_standalone_operator(render: Renderer) -> None:
 def test_cluster_wide_args_and_env(render: Renderer) -> None:
     container = operator_container(render({}))
     assert container["command"] == ["modelops", "run"]
-    assert container["args"] == ["--all-namespaces", "--health-port", "8081", "--metrics-port", "8083"]
+    assert container["args"] == [
+        "--all-namespaces",
+        "--health-port",
+        "8081",
+        "--metrics-port",
+        "8083",
+        "--artifact-schemes",  # no file: the operator pod's own files are no artifact store
+        "http,https,s3,gs,gcs,az,abfs,abfss",
+        "--artifact-max-bytes",
+        "10Gi",
+        "--artifact-connect-timeout",
+        "10",
+        "--artifact-read-timeout",
+        "30",
+    ]
     assert container["image"] == "ghcr.io/modelops/modelops:0.1.0"  # tag defaults to appVersion
     env = {e["name"]: e for e in container["env"]}
     assert env["MODELOPS_IMAGE"]["value"] == container["image"]
