@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 from kubernetes import client
 
@@ -48,10 +49,7 @@ def run(stage: Stage) -> None:
     if set(drifted) != EXPECTED_DRIFT:
         raise DemoFailure(f"expected drift in {sorted(EXPECTED_DRIFT)}, got {drifted}")
     for f in sorted(status_of(obj)["lastResult"]["features"], key=lambda f: not f["drifted"]):
-        stage.say(
-            f"  {f['name']:<16} {f['test']:<14} {f['statistic']:.3f} vs {f['threshold']:<5} "
-            f"{'DRIFT' if f['drifted'] else 'ok'}"
-        )
+        stage.say(f"  {f['name']:<16} {f['test']:<14} {_verdict(f)}")
     cond = condition(obj, "DriftDetected") or {}
     stage.say(f"check 1: drift detected, action held: {cond.get('reason')} ({cond.get('message', '').split('; ')[-1]})")
 
@@ -67,3 +65,14 @@ def run(stage: Stage) -> None:
     )
     ev = stage.wait_event("churn-drift", "RetrainTriggered")
     stage.say(f"  Event {ev['type']} {ev['reason']}: {ev['message']}")
+
+
+def _verdict(f: dict[str, Any]) -> str:
+    """The number the verdict rests on, labelled, against its threshold: a p-value must stay at or
+    above it, a distance below it."""
+    if f.get("pValue") is not None:
+        compared = f"p-value {f['pValue']:.3g} {'<' if f['drifted'] else '>='} threshold {f['threshold']:g}"
+        shown = f"statistic {f['statistic']:.3f}, {compared}"
+    else:
+        shown = f"distance {f['statistic']:.3f} {'>=' if f['drifted'] else '<'} threshold {f['threshold']:g}"
+    return f"{shown}  {'DRIFT' if f['drifted'] else 'ok'}"

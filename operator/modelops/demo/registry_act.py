@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from textwrap import shorten
 
 from modelops.demo.stage import DemoFailure, Stage, condition, status_of
 from modelops.k8s.resources import MODEL_VERSION
@@ -36,7 +37,7 @@ def run(stage: Stage) -> None:
     ready = condition(bad, "Ready") or {}
     stage.say(f"churn-v2-tampered: Pending -> Failed  (Ready={ready.get('status')}, reason {ready.get('reason')})")
     ev = stage.wait_event("churn-v2-tampered", "DigestMismatch")
-    stage.say(f"  Event {ev['type']} {ev['reason']}: {ev['message'][:100]}...")
+    stage.say(f"  Event {ev['type']} {ev['reason']}: {shorten(ev['message'], 100, placeholder=' ...')}")
 
     v1 = stage.wait_for(MODEL_VERSION, "churn-v1", lambda o: status_of(o).get("stage") == "Staging", "Staging")
     stage.say(f"churn-v1: stage None -> {status_of(v1)['stage']} (spec.stage Staging needs only a verified artifact)")
@@ -99,6 +100,12 @@ def run(stage: Stage) -> None:
     stage.say(f"churn-v1: Production -> Archived (spec.stage now {v1['spec']['stage']})")
 
     stage.heading("Audit trail of churn-v1 (status.history)")
-    for h in status_of(v1).get("history", []):
-        arrow = f" {h.get('from', '')} -> {h.get('to', '')}" if h.get("to") else ""
-        stage.say(f"  {h['time']}  {h['event']:<17}{arrow}  {h.get('message', '')[:80]}")
+    rows = [
+        (h["time"], h["event"], f"{h.get('from') or 'None'} -> {h['to']}" if h.get("to") else "", h.get("message", ""))
+        for h in status_of(v1).get("history", [])
+    ]
+    event_width = max((len(r[1]) for r in rows), default=0)
+    move_width = max((len(r[2]) for r in rows), default=0)
+    for at, event, move, message in rows:  # aligned columns; messages cut at a word, never inside one
+        line = f"  {at}  {event:<{event_width}}  {move:<{move_width}}  {shorten(message, 80, placeholder=' ...')}"
+        stage.say(line.rstrip())

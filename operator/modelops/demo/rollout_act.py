@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from textwrap import shorten
 from typing import Any
 
 from kubernetes import client
@@ -188,4 +189,4 @@ def run(stage: Stage) -> None:
         stage.say(f"traffic after the rollback: {_split(after)}")
     ev = next((e for e in stage.events_for(NAME) if e["type"] == "Warning"), None)
     if ev is not None:
-        stage.say(f"  Event {ev['type']} {ev['reason']}: {ev['message'][:140]}")
+        stage.say(f"  Event {ev['type']} {ev['reason']}: {shorten(ev['message'], 140, placeholder=' ...')}")
