@@ -42,7 +42,12 @@ class CurrentData(KubeModel):
     uri: str | None = Field(default=None, max_length=2048)
     format: DataFormat = "auto"
     window: str = Field(default="24h", pattern=DURATION_PATTERN)
-    min_rows: int = Field(default=100, ge=1)
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Fewer current rows is bad data (EmptyData), not a verdict: drift tests on a handful of rows "
+        "cannot tell drift from noise.",
+    )
 
 
 class ColumnMapping(KubeModel):
