@@ -26,7 +26,7 @@ def render(render_chart: ModuleType) -> Renderer:
         key = yaml.safe_dump(values, sort_keys=True)
         if key not in cache:
             docs = render_chart.render_documents(values, release=RELEASE, namespace=NAMESPACE, chart_dir=CHART_DIR)
-            cache[key] = [yaml.safe_load(doc) for doc in docs]
+            cache[key] = [render_chart.load(doc) for doc in docs]
         return copy.deepcopy(cache[key])
 
     return _render

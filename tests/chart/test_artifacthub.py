@@ -52,7 +52,7 @@ def listed(key: str) -> list[dict[str, Any]]:
 def repo_crds() -> dict[str, dict[str, Any]]:
     crds = {}
     for path in (ROOT / "crds").glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
+        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         crds[crd["spec"]["names"]["kind"]] = crd
     return crds
 

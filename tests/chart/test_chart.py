@@ -121,11 +121,16 @@ def test_helm_lint_reports_schema_violations() -> None:
     assert "replicas" in text
 
 
-def test_every_manifest_is_valid_kubernetes(manifests: list[dict[str, Any]]) -> None:
+def test_every_manifest_is_valid_kubernetes(
+    manifests: list[dict[str, Any]], value_set: tuple[str, dict[str, Any]]
+) -> None:
     validated = set()
     for manifest in manifests:
         if manifest["kind"] in CUSTOM_KINDS:
             continue  # no schema in kubernetes-validate; checked by test_service_monitor / test_alerts
+        if manifest["kind"] == "CustomResourceDefinition" and value_set[0] != "default":
+            validated.add(manifest["kind"])
+            continue  # the same objects in every value set (large: validated once)
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(manifest, version, strict=True)
         validated.add(manifest["kind"])
@@ -513,7 +518,7 @@ def test_prometheus_rule_carries_the_alerts_file(render: Renderer) -> None:
 def repo_crds() -> dict[str, dict[str, Any]]:
     crds = {}
     for path in sorted((ROOT / "crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
+        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         crds[crd["metadata"]["name"]] = crd
     assert crds, "crds/ is empty"
     return crds

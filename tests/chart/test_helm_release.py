@@ -214,6 +214,14 @@ def test_crds_applied_with_kubectl_must_be_adopted_or_left_out(cluster: Cluster)
     assert adopted["metadata"]["labels"]["helm.sh/chart"] == "modelops-0.1.0"
 
 
+def test_a_values_typo_fails_the_install_before_anything_is_created(cluster: Cluster) -> None:
+    # The schema is closed: a misspelt key is an error, not a silently ignored value.
+    with pytest.raises(helm.HelmError, match="enabeld"):
+        cluster.install(values={"podMonitor": {"enabeld": True}})
+    assert cluster.crd_names() == set()
+    assert cluster.helm.list(all_states=True) == []
+
+
 # ---------------------------------------------------------------- helm test
 
 

@@ -37,7 +37,7 @@ def resources() -> list[dict[str, Any]]:
 def crds() -> dict[str, dict[str, Any]]:
     out = {}
     for path in (ROOT / "crds").glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
+        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         out[crd["spec"]["names"]["kind"]] = crd
     return out
 

@@ -5,6 +5,7 @@ the operator (modelops.telemetry), the model server (modelops.server.metrics), P
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 
@@ -43,9 +44,10 @@ def ksm_names() -> set[str]:
     return {f"{r['metricNamePrefix']}_{m['name']}" for r in config["spec"]["resources"] for m in r["metrics"]}
 
 
-def queryable() -> set[str]:
+@functools.cache
+def queryable() -> frozenset[str]:
     """Every sample name Prometheus can hold from a modelops setup."""
-    return exposed_names(telemetry.REGISTRY) | exposed_names(server_registry()) | ksm_names() | {"up"}
+    return frozenset(exposed_names(telemetry.REGISTRY) | exposed_names(server_registry()) | ksm_names() | {"up"})
 
 
 def test_the_exported_names_are_what_the_exposition_shows() -> None:
