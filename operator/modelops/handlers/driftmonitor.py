@@ -223,15 +223,11 @@ def _observe(
     model = resolve_model(api, namespace, spec) if spec.policy.action == "retrain" else None
     mspec = (model or {}).get("spec") or {}
     model_name = mspec.get("modelName")
-    result = status.last_result
-    new_drift = (
-        result is not None
-        and result.dataset_drift
-        and status.last_check_time is not None
-        and (status.evaluated_check_time is None or status.last_check_time > status.evaluated_check_time)
+    new_check = status.last_check_time is not None and (
+        status.evaluated_check_time is None or status.last_check_time > status.evaluated_check_time
     )
-    # Listing the model's versions (for the next version's number) only when a Job may be created.
-    versions = _versions_of(api, namespace, model_name) if model_name and new_drift else ()
+    # The model's versions (for the next version's number) only when a new check may create a Job.
+    versions = _versions_of(api, namespace, model_name) if model_name and new_check else ()
     return MonitorObservations(
         job_state=job_state,  # type: ignore[arg-type]
         model_name=model_name,
