@@ -496,6 +496,39 @@ def test_pod_monitor_follows_the_watched_namespaces(render: Renderer) -> None:
     assert monitor["metadata"]["namespace"] == NAMESPACE
 
 
+def test_helm_test_hooks_are_least_privilege(render: Renderer) -> None:
+    assert hooks(render({"tests": {"enabled": False}})) == []
+    found = hooks(render({}))
+    assert sorted(m["kind"] for m in found) == ["Job", "Role", "RoleBinding", "ServiceAccount"]
+    for manifest in found:
+        annotations = manifest["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "test"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        assert manifest["metadata"]["namespace"] == NAMESPACE
+        # Its own labels: the operator's selectors (Service, NetworkPolicy, monitors) never match it.
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/component"] == "helm-test"
+    # The RBAC the Job needs exists before it (lower hook weight).
+    weights = {m["kind"]: int(m["metadata"]["annotations"]["helm.sh/hook-weight"]) for m in found}
+    assert weights["Job"] > max(w for k, w in weights.items() if k != "Job")
+    role = one(found, "Role")
+    crd_plurals = {c["spec"]["names"]["plural"] for c in repo_crds().values()}
+    assert permissions(role["rules"]) == {("modelops.dev", r, "list") for r in crd_plurals} | {("", "pods", "list")}
+    binding = one(found, "RoleBinding")
+    sa = one(found, "ServiceAccount")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+    assert sa["automountServiceAccountToken"] is False  # only the test pod opts in
+    job = one(found, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    assert pod["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 0
+    [container] = pod["containers"]
+    assert container["image"] == operator_container(render({}))["image"]  # the project image, no other
+    assert container["command"][:2] == ["python", "-c"]
+    assert container["command"][2] == (CHART_DIR / "files" / "helm_test.py").read_text()
+
+
 def test_service_monitor_needs_the_service() -> None:
     with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmRenderError, match=r"metrics\.service"):
         chart.render(

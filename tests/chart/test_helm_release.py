@@ -300,8 +300,9 @@ class TestJobRunner:
 
 
 @pytest.fixture
-def installed_with_operator(cluster: Cluster) -> Iterator[tuple[Cluster, OperatorThread, int]]:
-    """The release installed, its operator pod Ready and the real operator answering /healthz."""
+def installed(cluster: Cluster) -> tuple[Cluster, int]:
+    """The release installed, its operator pod Ready (as the Deployment controller and kubelet
+    would make it); nothing answers its health port yet."""
     port = free_port()
     cluster.install(values={"healthPort": port})
     selector = {"app.kubernetes.io/name": "modelops", "app.kubernetes.io/instance": RELEASE}
@@ -311,35 +312,39 @@ def installed_with_operator(cluster: Cluster) -> Iterator[tuple[Cluster, Operato
     }
     cluster.core.create_namespaced_pod(NAMESPACE, pod)
     cluster.core.patch_namespaced_pod_status(
-        pod["metadata"]["name"],
+        f"{RELEASE}-5d8f9-x2x4q",
         NAMESPACE,
         {"status": {"phase": "Running", "podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}},
     )
-    operator = OperatorThread(
-        OperatorConfig(
-            clusterwide=True, kubeconfig=str(cluster.kubeconfig), health_port=port, metrics_port=None, host="127.0.0.1"
-        )
-    ).start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the operator's /healthz never answered"
-        time.sleep(0.1)
+    return cluster, port
+
+
+@pytest.fixture
+def healthy(installed: tuple[Cluster, int]) -> Iterator[tuple[Cluster, int]]:
+    """... and the real operator answering /healthz on the pod's health port."""
+    cluster, port = installed
+    config = OperatorConfig(
+        clusterwide=True, kubeconfig=str(cluster.kubeconfig), health_port=port, metrics_port=None, host="127.0.0.1"
+    )
+    operator = OperatorThread(config).start()
     try:
-        yield cluster, operator, port
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the operator's /healthz never answered"
+            time.sleep(0.1)
+        yield cluster, port
     finally:
         operator.stop()
 
 
-def test_helm_test_passes_against_a_healthy_release(
-    installed_with_operator: tuple[Cluster, OperatorThread, int], tmp_path: Path
-) -> None:
-    cluster, _operator, port = installed_with_operator
+def test_helm_test_passes_against_a_healthy_release(healthy: tuple[Cluster, int], tmp_path: Path) -> None:
+    cluster, port = healthy
     with TestJobRunner(cluster, tmp_path) as runner:
         cluster.helm.test(RELEASE, timeout=60)
     assert runner.errors == []
@@ -356,11 +361,9 @@ def test_helm_test_passes_against_a_healthy_release(
     }
 
 
-def test_helm_test_fails_when_the_operator_does_not_answer(
-    installed_with_operator: tuple[Cluster, OperatorThread, int], tmp_path: Path
-) -> None:
-    cluster, operator, port = installed_with_operator
-    operator.stop()
+def test_helm_test_fails_when_the_operator_does_not_answer(installed: tuple[Cluster, int], tmp_path: Path) -> None:
+    # The pod is Ready but nothing listens on its health port (a hung or crashed operator).
+    cluster, port = installed
     with TestJobRunner(cluster, tmp_path) as runner, pytest.raises(helm.HelmError):
         cluster.helm.test(RELEASE, timeout=60)
     [result] = runner.results
@@ -370,10 +373,8 @@ def test_helm_test_fails_when_the_operator_does_not_answer(
     assert "modelops.dev/v1alpha1 serves" in result.stdout
 
 
-def test_helm_test_fails_when_a_crd_is_missing(
-    installed_with_operator: tuple[Cluster, OperatorThread, int], tmp_path: Path
-) -> None:
-    cluster, _operator, _port = installed_with_operator
+def test_helm_test_fails_when_a_crd_is_missing(installed: tuple[Cluster, int], tmp_path: Path) -> None:
+    cluster, _port = installed
     cluster.ext.delete_custom_resource_definition("driftmonitors.modelops.dev")
     with TestJobRunner(cluster, tmp_path) as runner, pytest.raises(helm.HelmError):
         cluster.helm.test(RELEASE, timeout=60)
