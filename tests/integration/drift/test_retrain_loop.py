@@ -9,7 +9,6 @@ check enough."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import string
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -32,30 +32,30 @@ EXAMPLES = ROOT / "examples"
 IMAGE = "registry.test/modelops:retrain-test"
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "contract_length"]
 BATCH = f"/apis/batch/v1/namespaces/{NS}"
+ROWS = 1000  # logged over the last 500 s: inside the manifest's 15-minute window
 
 
 def prediction_log(directory: Path, now: datetime) -> Path:
-    """The model server's prediction log (JSONL, its row schema) of the shifted example window."""
+    """The model server's prediction log (JSONL, its row schema) after the clients shifted: shorter
+    tenure, more support calls, in the standardised units of examples/retrain/reference.csv."""
     directory.mkdir()
-    with (EXAMPLES / "drift" / "current-shifted.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    lines = []
-    for i, row in enumerate(rows):
-        at = now - timedelta(seconds=len(rows) - i)
-        lines.append(
-            json.dumps(
-                {
-                    "timestamp": at.isoformat().replace("+00:00", "Z"),
-                    "model": "churn",
-                    "version": "2",
-                    "track": "stable",
-                    "replica": "churn-0-w0",
-                    "request_id": f"r{i}",
-                    "inputs": {f: float(row[f]) for f in FEATURES},
-                    "outputs": {"predict": 0},
-                }
-            )
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(ROWS, len(FEATURES))) + np.array([-1.0, 0.0, 1.0, 0.0])
+    lines = [
+        json.dumps(
+            {
+                "timestamp": (now - timedelta(seconds=(ROWS - i) / 2)).isoformat().replace("+00:00", "Z"),
+                "model": "churn",
+                "version": "2",
+                "track": "stable",
+                "replica": "churn-0-w0",
+                "request_id": f"r{i}",
+                "inputs": dict(zip(FEATURES, map(float, row), strict=True)),
+                "outputs": {"predict": 0},
+            }
         )
+        for i, row in enumerate(x)
+    ]
     (directory / "predictions-0001.jsonl").write_text("\n".join(lines) + "\n")
     return directory
 
