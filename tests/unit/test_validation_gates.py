@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -529,6 +529,7 @@ tolerances = st.floats(min_value=0, max_value=1e3, allow_nan=False)
 ops = st.sampled_from([">=", ">", "<=", "<"])
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(
     champion=finite,
     tolerance=tolerances,
@@ -558,6 +559,7 @@ def test_a_worse_challenger_never_advances(champion, tolerance, excess, higher, 
     assert (fresh.status.stage, fresh.request_stage, fresh.demotions) == (Stage.NONE, None, ())
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(champion=finite, tolerance=tolerances, within=st.floats(min_value=0, max_value=1), higher=st.booleans())
 def test_a_challenger_within_the_tolerance_passes(champion, tolerance, within, higher):
     candidate = champion - tolerance * within if higher else champion + tolerance * within
@@ -565,6 +567,7 @@ def test_a_challenger_within_the_tolerance_passes(champion, tolerance, within, h
     assert not champion_check("churn", cm, {"auc": candidate}, Champion("churn-v2", {"auc": champion})).failed
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(
     metrics=st.dictionaries(st.sampled_from(["accuracy", "recall", "f1"]), finite, max_size=3),
     op=ops,
@@ -578,6 +581,7 @@ def test_a_missing_metric_is_a_refusal_not_a_pass(metrics, op, bound, target):
     assert "auc missing from spec.metrics" in cond(d.status, "StageSynced").message
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(bound=finite)
 def test_a_value_exactly_at_the_bound_passes_inclusive_ops_only(bound):
     at = {"auc": bound}
@@ -587,6 +591,7 @@ def test_a_value_exactly_at_the_bound_passes_inclusive_ops_only(bound):
     assert gate_check("churn", gate("auc", "<", bound), at).failed
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(value=finite, bound=finite, op=ops)
 def test_a_gate_passes_exactly_when_the_comparison_holds(value, bound, op):
     holds = {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
