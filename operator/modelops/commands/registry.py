@@ -326,6 +326,11 @@ def _lineage(args: argparse.Namespace) -> int:
             + (f" data={data.get('uri')}" if data else "")
             + (f" commit={lin['codeCommit']}" if lin.get("codeCommit") else "")
             + (f" run={lin['trainingRun']}" if lin.get("trainingRun") else "")
+            + (
+                f" drift={lin['driftReport'].get('monitor')}@{lin['driftReport'].get('checkTime', '?')}"
+                if lin.get("driftReport")
+                else ""
+            )
         )
         name = lin.get("parentVersion")
         depth += 1

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
+from modelops import cli
 from modelops.k8s.resources import DRIFT_MONITOR, MODEL_VERSION
 from modelops.sandbox import ServerThread
 from modelops.sandbox.cluster import RunnerThread
@@ -106,7 +107,9 @@ def history(custom_objects: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.usefixtures("operator")
-def test_drift_retrains_and_registers_the_next_version_with_lineage(custom_objects, runner, http, tmp_path):
+def test_drift_retrains_and_registers_the_next_version_with_lineage(
+    custom_objects, runner, http, tmp_path, kubeconfig, capsys
+):
     models = tmp_path / "models"
     parent(custom_objects)
     custom_objects.create(DRIFT_MONITOR, NS, manifest(prediction_log(tmp_path / "log", datetime.now(UTC)), models))
@@ -197,3 +200,12 @@ def test_drift_retrains_and_registers_the_next_version_with_lineage(custom_objec
         lambda: (custom_objects.get(MODEL_VERSION, NS, "churn-v3").get("status") or {}).get("phase") == "Verified",
         "churn-v3 verified",
     )
+
+    # `modelops registry lineage` walks it back to the parent, naming the run and the drift check.
+    capsys.readouterr()
+    assert cli.main(["registry", "lineage", "churn-v3", "--kubeconfig", str(kubeconfig)]) == 0
+    first, second, *_ = capsys.readouterr().out.splitlines()
+    assert first.startswith("churn-v3: churn 3 [")
+    assert f"run=job/{job_name}" in first
+    assert f"drift=churn-drift@{check_time}" in first
+    assert second.startswith("  churn-v2: churn 2 [")
