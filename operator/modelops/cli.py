@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelops") -> int:
     except CLIError as exc:
         print(f"modelops: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `modelops ... | head`: the reader left; stop quietly, as a SIGPIPE'd tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # a file or socket the command did not expect to fail
         if args.verbose:
             raise
