@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import yaml
 
 from modelops.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _parsers(parser: argparse.ArgumentParser, path: str = "modelops") -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -61,6 +64,34 @@ def test_kubectl_get_dm_shows_the_target_of_either_kind(kubeconfig: Path, tmp_pa
 
 
 def test_the_dm_target_column_covers_both_fields() -> None:
-    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds" / "driftmonitors.modelops.dev.yaml").read_text())
+    crd = yaml.safe_load((ROOT / "crds" / "driftmonitors.modelops.dev.yaml").read_text())
     columns = {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert columns["Target"] == ".spec.target['deployment','modelVersion']"
+
+
+def test_serve_exit_codes_agree_in_docs_help_and_code() -> None:
+    from modelops.commands import serve
+    from modelops.server import runtime
+
+    documented = {
+        int(m.group(1)) for m in re.finditer(r"^\| (\d) \|", (ROOT / "docs" / "serving.md").read_text(), re.M)
+    }
+    help_text = " ".join(modelops_help("serve").split())
+    in_help = {int(n) for n in re.findall(r"(\d) [a-z]", help_text.split("Exit codes:")[1].split(".")[0])}
+    in_code = {
+        0,
+        serve.EXIT_USAGE,
+        runtime.EXIT_DIGEST_MISMATCH,
+        runtime.EXIT_UNREACHABLE,
+        runtime.EXIT_LOAD_FAILED,
+        runtime.EXIT_WORKER_DIED,
+        runtime.EXIT_BIND_FAILED,
+    }
+    assert documented == in_help == in_code == {0, 2, 3, 4, 5, 6, 7}
+    assert (serve.EXIT_USAGE, runtime.EXIT_BIND_FAILED) == (2, 7)
+
+
+def modelops_help(command: str) -> str:
+    parser = build_parser([command])
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return sub.format_help()
