@@ -82,6 +82,16 @@ def test_no_block_names_a_file_the_checkout_lacks() -> None:
             assert (ROOT / path).exists(), f"{block}: {path} does not exist"
 
 
+def test_examples_name_only_files_that_exist() -> None:
+    """An example manifest's ${MODELOPS_EXAMPLES}/... URIs and examples/... paths (comments too) exist."""
+    for manifest in sorted((ROOT / "examples").rglob("*.yaml")):
+        text = manifest.read_text()
+        named = [f"examples/{p}" for p in re.findall(r"\$\{MODELOPS_EXAMPLES\}/([\w./-]+)", text)]
+        named += re.findall(r"(?<![\w/])(examples/[\w./-]*[\w/])", text)
+        for path in named:
+            assert (ROOT / path).exists(), f"{manifest.relative_to(ROOT)} names {path}, which does not exist"
+
+
 def run_block(block: Block, cwd: Path, env: dict[str, str], timeout: float = 240) -> str:
     for name in ("examples", "crds", "charts"):
         if not (cwd / name).exists():
