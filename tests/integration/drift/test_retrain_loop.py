@@ -96,6 +96,21 @@ def http(apiserver: ServerThread) -> Iterator[httpx.Client]:
         yield c
 
 
+def pod_logs(state: Path) -> str:
+    """The end of every pod's output, for a failure message."""
+    logs = sorted((state / "pods").glob("*/*/*.log"))
+    return "\n".join(f"--- {p.parent.name}/{p.name}:\n" + "\n".join(p.read_text().splitlines()[-15:]) for p in logs)
+
+
+def within(state: Path, fn: Any, what: str, timeout: float) -> Any:
+    """``wait`` with the pods' output in the failure: the steps here are processes importing
+    scikit-learn and SciPy, seconds each on a loaded machine (timeouts bound liveness only)."""
+    try:
+        return wait(fn, what, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{pod_logs(state)}") from None
+
+
 def parent(custom_objects: Any) -> None:
     text = (EXAMPLES / "registry" / "churn-v2.yaml").read_text()
     obj = yaml.safe_load(string.Template(text).substitute(MODELOPS_EXAMPLES=str(EXAMPLES)))
@@ -115,10 +130,12 @@ def test_drift_retrains_and_registers_the_next_version_with_lineage(
     custom_objects.create(DRIFT_MONITOR, NS, manifest(prediction_log(tmp_path / "log", datetime.now(UTC)), models))
 
     # A drifted check (a CronJob pod), then the retraining Job; no more checks after that.
-    status = wait(
+    state = tmp_path / "state"
+    status = within(
+        state,
         lambda: (s := custom_objects.get(DRIFT_MONITOR, NS, "churn-drift").get("status") or {}).get("activeJob") and s,
         "the retraining Job",
-        timeout=60,
+        timeout=120,
     )
     custom_objects.patch(DRIFT_MONITOR, NS, "churn-drift", {"spec": {"suspend": True}})
     job_name = status["activeJob"]["name"]
@@ -127,7 +144,12 @@ def test_drift_retrains_and_registers_the_next_version_with_lineage(
     check_time = status["activeJob"]["checkTime"]
 
     # The Job runs the example script as the retraining ServiceAccount and registers churn-v3.
-    mv = wait(lambda: custom_objects.list(MODEL_VERSION, NS, label_selector="modelops.dev/retrained-by"), "churn-v3")[0]
+    mv = within(
+        state,
+        lambda: custom_objects.list(MODEL_VERSION, NS, label_selector="modelops.dev/retrained-by"),
+        "churn-v3",
+        timeout=120,
+    )[0]
     assert mv["metadata"]["name"] == "churn-v3"
     assert mv["metadata"]["labels"] == {
         "modelops.dev/model": "churn",
@@ -162,10 +184,11 @@ def test_drift_retrains_and_registers_the_next_version_with_lineage(
     assert spec["referenceProfile"] == (out / "reference.csv").as_uri()
 
     # The monitor links check, Job and version, and records the Job's success.
-    final = wait(
+    final = within(
+        state,
         lambda: (s := custom_objects.get(DRIFT_MONITOR, NS, "churn-drift")["status"]).get("lastRetrain") and s,
         "the Job's outcome",
-        timeout=30,
+        timeout=60,
     )
     assert final["lastRetrain"]["outcome"] == "Succeeded"
     assert final["lastRetrain"]["registeredVersion"] == "churn-v3"
@@ -199,6 +222,7 @@ def test_drift_retrains_and_registers_the_next_version_with_lineage(
     wait(
         lambda: (custom_objects.get(MODEL_VERSION, NS, "churn-v3").get("status") or {}).get("phase") == "Verified",
         "churn-v3 verified",
+        timeout=60,
     )
 
     # `modelops registry lineage` walks it back to the parent, naming the run and the drift check.
