@@ -22,7 +22,8 @@ from modelops.hostports import host_port
 from modelops.k8s.analysis import set_default_prometheus_url
 from modelops.k8s.client import OPERATOR_USER_AGENT, load_api_client
 from modelops.k8s.resources import CustomObjects
-from modelops.telemetry import REGISTRY
+from modelops.leader import LeaderElectionConfig, host_identity, run_elected
+from modelops.telemetry import LEADER, REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class OperatorConfig:
     """Which artifact URIs the operator may read. The default is a cluster's: no file://."""
     artifact_fetch: FetchSettings = field(default_factory=FetchSettings)
     """Timeouts and concurrency of artifact reads."""
+    leader_election: LeaderElectionConfig | None = None
+    """Run the handlers only while holding this Lease (modelops.leader); None: standalone, always act."""
 
 
 def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -134,6 +137,10 @@ async def run_operator(
     if cfg.metrics_port is not None:
         start_http_server(host_port(cfg.metrics_port), addr=cfg.host, registry=REGISTRY)
         log.info("metrics on http://%s:%d/metrics", cfg.host, cfg.metrics_port)
+    if cfg.leader_election is not None:
+        await _run_elected(cfg, cfg.leader_election, registry, verifier, stop_flag, ready_flag)
+        return
+    LEADER.labels(host_identity()).set(1)
     liveness = f"http://{cfg.host}:{host_port(cfg.health_port)}/healthz" if cfg.health_port is not None else None
     try:
         await kopf.operator(
@@ -148,6 +155,43 @@ async def run_operator(
         )
     finally:
         await verifier.close()
+
+
+async def _run_elected(
+    cfg: OperatorConfig,
+    election: LeaderElectionConfig,
+    registry: kopf.OperatorRegistry,
+    verifier: Verifier,
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
+    """kopf only while this process holds the Lease; /healthz is modelops' own (it answers on a standby)."""
+    settings = build_settings()
+
+    async def handlers() -> None:
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            standalone=True,
+            clusterwide=cfg.clusterwide,
+            namespaces=list(cfg.namespaces),
+            stop_flag=stop_flag,
+        )
+
+    async def drain() -> None:
+        """Before the Lease is released: every handler thread has finished its last write."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: settings.execution.executor.shutdown(wait=True))
+        await verifier.close()
+        await loop.shutdown_default_executor()
+
+    health = (cfg.host, host_port(cfg.health_port)) if cfg.health_port is not None else None
+    api = load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT)
+    try:
+        await run_elected(election, api, handlers, drain, health=health, stop_flag=stop_flag, ready_flag=ready_flag)
+    finally:
+        await verifier.close()
+        api.close()  # type: ignore[no-untyped-call]
 
 
 class OperatorThread:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -22,13 +23,14 @@ def start_operator(
     namespace: str | None = "default",
     health_port: int | None = None,
     metrics_port: int | None = None,
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """``namespace=None`` runs cluster-wide (``--all-namespaces``)."""
+    """``namespace=None`` runs cluster-wide (``--all-namespaces``); ``extra``: more `modelops run` flags."""
     scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
     ports = ["--health-port", str(health_port or free_port()), "--metrics-port", str(metrics_port or free_port())]
     cmd = [sys.executable, "-m", "modelops.cli", "run", *scope, "--kubeconfig", kubeconfig, "--host", "127.0.0.1"]
     cmd.append("--allow-file-artifacts")  # the tests register file:// artifacts, as the sandbox allows
-    return subprocess.Popen(cmd + ports, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
+    return subprocess.Popen([*cmd, *ports, *extra], stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ})
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from modelops.commands.args import port
 from modelops.commands.artifact_options import add_artifact_arguments, artifact_config
+from modelops.core.leader_election import DEFAULT_LEASE_NAME, LeaseTiming
 from modelops.errors import CLIError
 
 HEALTH_PORT = 8081
@@ -43,7 +44,83 @@ def register(sub: Any) -> None:
         "(default: $MODELOPS_PROMETHEUS_URL)",
     )
     add_artifact_arguments(p)
+    add_leader_election_arguments(p)
     p.set_defaults(func=_run)
+
+
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def add_leader_election_arguments(p: argparse.ArgumentParser) -> None:
+    d = LeaseTiming()
+    g = p.add_argument_group(
+        "leader election", "run several replicas, one active: the holder of a coordination.k8s.io/v1 Lease"
+    )
+    g.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run the handlers only while holding the Lease; on losing it, exit (default: off, always act)",
+    )
+    g.add_argument("--leader-elect-lease-name", default=DEFAULT_LEASE_NAME, help=f"(default {DEFAULT_LEASE_NAME})")
+    g.add_argument(
+        "--leader-elect-lease-namespace",
+        default=None,
+        help="(default: $POD_NAMESPACE, else the in-cluster ServiceAccount's namespace)",
+    )
+    g.add_argument(
+        "--leader-elect-identity", default=None, help="(default: $POD_NAME or the host name, and a random suffix)"
+    )
+    g.add_argument(
+        "--leader-elect-lease-duration", type=_seconds, default=d.lease_duration,
+        help=f"seconds a standby waits, after the Lease last changed, before taking it (default {d.lease_duration:g})",
+    )  # fmt: skip
+    g.add_argument(
+        "--leader-elect-renew-deadline", type=_seconds, default=d.renew_deadline,
+        help=f"seconds the leader keeps acting without a renewal before it exits (default {d.renew_deadline:g})",
+    )  # fmt: skip
+    g.add_argument(
+        "--leader-elect-retry-period", type=_seconds, default=d.retry_period,
+        help=f"seconds between tries to take or renew the Lease (default {d.retry_period:g})",
+    )  # fmt: skip
+
+
+def leader_election_config(args: argparse.Namespace) -> Any:
+    """The LeaderElectionConfig of the flags (None without --leader-elect); CLIError on bad numbers."""
+    if not args.leader_elect:
+        return None
+    timing = LeaseTiming(
+        args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period
+    )
+    problems = timing.problems()
+    if problems:
+        raise CLIError(f"leader election: {'; '.join(problems)}")
+    namespace = args.leader_elect_lease_namespace or os.environ.get("POD_NAMESPACE") or _sa_namespace()
+    if not namespace:
+        raise CLIError(
+            "--leader-elect needs the Lease's namespace: --leader-elect-lease-namespace NS (or $POD_NAMESPACE)"
+        )
+    from modelops.leader import LeaderElectionConfig, default_identity
+
+    identity = args.leader_elect_identity or default_identity()
+    return LeaderElectionConfig(namespace, args.leader_elect_lease_name, identity, timing)
+
+
+def _sa_namespace() -> str | None:
+    try:
+        with open(SA_NAMESPACE_FILE) as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
         raise CLIError(f"--prometheus-url must be an http(s) URL, got {args.prometheus_url!r}")
     artifact_policy, artifact_fetch = artifact_config(args)
+    election = leader_election_config(args)
     if args.health_port == args.metrics_port:
         raise CLIError(f"--health-port and --metrics-port must differ, both are {args.health_port}")
     try:
@@ -74,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         artifact_policy=artifact_policy,
         artifact_fetch=artifact_fetch,
+        leader_election=election,
     )
     asyncio.run(run_operator(cfg))
     return 0

@@ -1,0 +1,164 @@
+"""Leader election against the sandbox API server's Lease (coordination.k8s.io/v1, resourceVersion
+conflicts), electors in this process, each behind its own fault proxy: one leads among candidates
+started together, a leader cut off from the API server stops before anyone takes over, and a
+released Lease is taken at once.
+
+Lease of 4 s, renew deadline 2 s, retry 0.5 s: a 2 s margin between a cut-off leader stopping and
+the earliest takeover (the defaults are pinned by tests/unit/test_leader_election.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelops.core.leader_election import LeaseTiming
+from modelops.k8s.client import load_api_client
+from modelops.leader import LeaderElector, LeaseClient
+from tests.support.chaosproxy import ChaosProxy
+from tests.support.faultproxy import kubeconfig_for
+
+TIMING = LeaseTiming(lease_duration=4, renew_deadline=2, retry_period=0.5)
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+class Candidate:
+    """An elector in this process (its own loop on a thread) whose loss of the Lease is recorded, not fatal."""
+
+    def __init__(self, name: str, proxy: ChaosProxy, tmp: Path, journal: list[tuple[str, str]], lease: str) -> None:
+        self.name, self.proxy, self.journal = name, proxy, journal
+        api = load_api_client(kubeconfig_for(proxy.url, str(tmp / f"{name}.kubeconfig")))
+        self.elector = LeaderElector(
+            LeaseClient(api, "default", lease, timeout=1.0), name, TIMING, on_lost=lambda why: self._note("lost")
+        )
+        self.loop = asyncio.new_event_loop()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _note(self, what: str) -> None:
+        self.journal.append((self.name, what))
+
+    def campaign(self) -> None:
+        """Stand by until leading, then renew until lost or stopped."""
+
+        async def run() -> None:
+            if await self.elector.acquire(self._stop.is_set):
+                self._note("leads")
+                keeper = asyncio.ensure_future(self.elector.keep())
+                while not keeper.done() and not self._stop.is_set():  # noqa: ASYNC110 - a thread's flag
+                    await asyncio.sleep(0.05)
+                if keeper.done():
+                    self.elector.lost(keeper.result())
+                else:
+                    keeper.cancel()
+                    await self.elector.release()
+                    self._note("released")
+
+        asyncio.run_coroutine_threadsafe(run(), self.loop)
+
+    def close(self) -> None:
+        self._stop.set()
+        time.sleep(0.3)
+        self.elector.leading = False
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.elector.lease.close()
+
+
+@pytest.fixture
+def journal() -> list[tuple[str, str]]:
+    return []
+
+
+@pytest.fixture
+def proxies(apiserver) -> Iterator[list[ChaosProxy]]:
+    ps = [ChaosProxy(apiserver.url).start() for _ in range(3)]
+    yield ps
+    for p in ps:
+        p.heal()
+        p.stop()
+
+
+def wait_for(cond, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := cond():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def leaders(cands: list[Candidate]) -> list[str]:
+    return [c.name for c in cands if c.elector.leading]
+
+
+def test_candidates_started_together_elect_exactly_one(proxies, tmp_path, journal):
+    cands = [Candidate(n, p, tmp_path, journal, "together") for n, p in zip("abc", proxies, strict=True)]
+    try:
+        for c in cands:
+            c.campaign()
+        wait_for(lambda: leaders(cands), "a leader")
+        # several renewals later, still exactly one, and the same one
+        first = leaders(cands)
+        for _ in range(20):
+            time.sleep(0.1)
+            assert leaders(cands) == first
+        winner = next(c for c in cands if c.name == first[0])
+        assert [what for who, what in journal] == ["leads"]
+        # the standbys read; each wrote the Lease at most once (a lost create race), the leader keeps renewing
+        for c in cands:
+            lease_writes = [s for s in c.proxy.writes() if s.path.startswith(LEASES)]
+            if c is winner:
+                assert len(lease_writes) >= 3
+            else:
+                assert len(lease_writes) <= 1
+                assert all(s.method == "POST" and s.status == 409 for s in lease_writes)
+                assert c.elector.holder == winner.name
+    finally:
+        for c in cands:
+            c.close()
+
+
+def test_a_cut_off_leader_stops_before_the_standby_takes_over(proxies, tmp_path, journal):
+    a = Candidate("a", proxies[0], tmp_path, journal, "partition")
+    b = Candidate("b", proxies[1], tmp_path, journal, "partition")
+    try:
+        a.campaign()
+        wait_for(lambda: a.elector.leading, "a leads")
+        b.campaign()
+        wait_for(lambda: b.elector.holder == "a", "b sees a holding the Lease")
+        # a's connection to the API server fails from now on (its renewals get 503)
+        proxies[0].fail(lambda method, path: path.startswith(LEASES), status=503)
+        wait_for(lambda: ("b", "leads") in journal, "b takes over", timeout=30)
+        assert journal == [("a", "leads"), ("a", "lost"), ("b", "leads")]
+        assert leaders([a, b]) == ["b"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_released_lease_is_taken_at_the_next_retry(proxies, tmp_path, journal):
+    a = Candidate("a", proxies[0], tmp_path, journal, "release")
+    b = Candidate("b", proxies[1], tmp_path, journal, "release")
+    try:
+        a.campaign()
+        wait_for(lambda: a.elector.leading, "a leads")
+        b.campaign()
+        wait_for(lambda: b.elector.holder == "a", "b sees a holding the Lease")
+        a._stop.set()  # a stops on purpose: releases the Lease
+        wait_for(lambda: ("b", "leads") in journal, "b takes over")
+        assert journal == [("a", "leads"), ("a", "released"), ("b", "leads")]
+        # b took a Lease nobody held at its next read or so, not after a lease duration (4 s: 7+ reads)
+        release = proxies[0].writes()[-1]
+        assert (release.method, release.path, release.status) == ("PUT", f"{LEASES}/release", 200)
+        reads = proxies[1].seen(lambda s: s.method == "GET" and s.path.startswith(LEASES) and s.at >= release.at)
+        takeover = next(s for s in proxies[1].writes() if s.method == "PUT")
+        assert 1 <= len([s for s in reads if s.at <= takeover.at]) <= 3
+    finally:
+        a.close()
+        b.close()
