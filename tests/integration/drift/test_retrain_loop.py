@@ -4,8 +4,8 @@ the prediction log under the retraining ServiceAccount (through the sandbox's RB
 ModelVersion with lineage to the parent, and the monitor's history links check, Job and version.
 
 The manifest is examples/retrain/churn-drift-retrain.yaml itself, only the target pinned to a
-ModelVersion (no ModelDeployment here), the schedule every (1-second) cron minute and one drifted
-check enough."""
+ModelVersion (no ModelDeployment here), the schedule every (1-second) cron minute, one drifted
+check enough and a window that holds the log written at the start."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ EXAMPLES = ROOT / "examples"
 IMAGE = "registry.test/modelops:retrain-test"
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "contract_length"]
 BATCH = f"/apis/batch/v1/namespaces/{NS}"
-ROWS = 1000  # logged over the last 500 s: inside the manifest's 15-minute window
+ROWS = 1000  # logged over the 50 s before the test starts
 
 
 def prediction_log(directory: Path, now: datetime) -> Path:
@@ -45,7 +45,7 @@ def prediction_log(directory: Path, now: datetime) -> Path:
     lines = [
         json.dumps(
             {
-                "timestamp": (now - timedelta(seconds=(ROWS - i) / 2)).isoformat().replace("+00:00", "Z"),
+                "timestamp": (now - timedelta(seconds=(ROWS - i) / 20)).isoformat().replace("+00:00", "Z"),
                 "model": "churn",
                 "version": "2",
                 "track": "stable",
@@ -74,6 +74,7 @@ def manifest(log: Path, models: Path) -> dict[str, Any]:
     obj["spec"]["target"] = {"modelVersion": "churn-v2"}
     obj["spec"]["schedule"] = "* * * * *"
     obj["spec"]["policy"]["consecutiveChecks"] = 1  # the debounce has its own tests; a check costs seconds
+    obj["spec"]["current"]["window"] = "10m"  # the log is written once, before the first check
     obj["spec"]["image"] = IMAGE  # the check's image: the one the sandbox runs
     return obj
 
