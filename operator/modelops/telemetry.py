@@ -123,6 +123,20 @@ DRIFT_MONITOR_PHASE = Gauge(
     registry=REGISTRY,
 )
 
+MODEL_PERFORMANCE = Gauge(
+    "modelops_model_performance",
+    "Model performance of the last check from delayed labels, per monitor and metric (accuracy, auc, "
+    "rmse...); NaN when the metric is undefined on that data.",
+    ["namespace", "monitor", "metric"],
+    registry=REGISTRY,
+)
+LABEL_COVERAGE = Gauge(
+    "modelops_label_coverage",
+    "Share of the predictions in the last performance window that have a usable label.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+
 _drift_series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
@@ -145,6 +159,12 @@ def set_drift_metrics(namespace: str, monitor: str, status: DriftMonitorStatus) 
         DRIFT_DETECTED.labels(namespace, monitor).set(1 if result.dataset_drift else 0)
         DRIFT_SHARE.labels(namespace, monitor).set(result.drift_share)
         series += [(DRIFT_DETECTED, (namespace, monitor)), (DRIFT_SHARE, (namespace, monitor))]
+        if result.performance is not None:
+            for m in result.performance.metrics:
+                MODEL_PERFORMANCE.labels(namespace, monitor, m.name).set(math.nan if m.value is None else m.value)
+                series.append((MODEL_PERFORMANCE, (namespace, monitor, m.name)))
+            LABEL_COVERAGE.labels(namespace, monitor).set(result.performance.coverage)
+            series.append((LABEL_COVERAGE, (namespace, monitor)))
     if status.last_check_time is not None:
         DRIFT_LAST_CHECK.labels(namespace, monitor).set(status.last_check_time.timestamp())
         series.append((DRIFT_LAST_CHECK, (namespace, monitor)))

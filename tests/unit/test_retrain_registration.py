@@ -135,6 +135,8 @@ def test_retrain_job_env_names_what_to_register_and_its_lineage():
         "MODELOPS_PARENT_VERSION": "churn-v2",
         "MODELOPS_NEXT_VERSION": "4",
         "MODELOPS_NEXT_VERSION_NAME": "churn-v4",
+        "PERFORMANCE_REPORT": "",  # the monitor judges no performance
+        "MODELOPS_RETRAIN_TRIGGER": "data-drift",
     }
     assert json.loads(env["DRIFT_REPORT"])["datasetDrift"] is True
     assert job["metadata"]["name"] == "churn-drift-retrain-20261130100000"

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from modelops.api.base import Condition, HistoryEntry, KubeModel, LocalObjectReference, StatusModel
 from modelops.api.modeldeployment import DURATION_PATTERN
+from modelops.api.performance import PerformanceResult, PerformanceSettings
 
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+\s+\S+\s+\S+\s+\S+\s+\S+)$"
 
@@ -99,12 +100,17 @@ class DriftMonitorSpec(KubeModel):
     )
     data_secret_ref: LocalObjectReference | None = None
     image: str | None = Field(default=None, max_length=1024, description="Check image; defaults to the operator's.")
+    performance: PerformanceSettings | None = Field(
+        default=None, description="Model performance from delayed labels (ground truth) joined to the predictions."
+    )
 
 
 class MonitorPhase(StrEnum):
     PENDING = "Pending"
     HEALTHY = "Healthy"
     DRIFTED = "Drifted"
+    DEGRADED = "Degraded"
+    INCONCLUSIVE = "Inconclusive"
     ERROR = "Error"
 
 
@@ -131,6 +137,7 @@ class CheckResult(StatusModel):
     drifted_features: int
     total_features: int
     features: list[FeatureResult] = Field(default_factory=list)
+    performance: PerformanceResult | None = None
 
 
 class ActiveJob(StatusModel):
@@ -168,6 +175,9 @@ class DriftMonitorStatus(StatusModel):
     )
     resolved_reference: str | None = Field(
         default=None, description="Reference profile or data URI, resolved by the operator for the check job."
+    )
+    registered_metrics: dict[str, float] | None = Field(
+        default=None, description="The target ModelVersion's spec.metrics, for relative performance thresholds."
     )
     consecutive_drifted: int = 0
     last_action_time: datetime | None = None

@@ -327,6 +327,27 @@ def report_env(result: CheckResult) -> str:
     return text
 
 
+def trigger_signal(result: CheckResult) -> str:
+    """Which signal a check raised: ``data-drift``, ``performance``, ``both`` or ``""`` (none)."""
+    degraded = result.performance is not None and result.performance.verdict == "Degraded"
+    if result.dataset_drift and degraded:
+        return "both"
+    return "data-drift" if result.dataset_drift else "performance" if degraded else ""
+
+
+def performance_report_env(result: CheckResult) -> str:
+    """The check's performance result as compact JSON (``""`` when the monitor judges no performance)."""
+    if result.performance is None:
+        return ""
+    body = result.performance.to_wire()
+    text = json.dumps(body, separators=(",", ":"))
+    if len(text) > MAX_REPORT_ENV:
+        body.pop("windows", None)
+        body["truncated"] = True
+        text = json.dumps(body, separators=(",", ":"))
+    return text
+
+
 _LEADING_NUMBER = re.compile(r"^[vV]?(\d+)")
 
 
@@ -375,6 +396,8 @@ RETRAIN_ENV = (
     "MODELOPS_PARENT_VERSION",
     "MODELOPS_NEXT_VERSION",
     "MODELOPS_NEXT_VERSION_NAME",
+    "PERFORMANCE_REPORT",
+    "MODELOPS_RETRAIN_TRIGGER",
 )
 """Every variable :func:`build_retrain_job` sets (replacing same-named ones of the template)."""
 
@@ -408,6 +431,8 @@ def retrain_env(
         "MODELOPS_NEXT_VERSION_NAME": (
             model_version_name(context.model_name, context.next_version) if context.next_version else ""
         ),
+        "PERFORMANCE_REPORT": performance_report_env(result),
+        "MODELOPS_RETRAIN_TRIGGER": trigger_signal(result),
     }
     return env
 

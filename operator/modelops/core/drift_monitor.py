@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from modelops.api.driftmonitor import (
     ActiveJob,
+    CheckResult,
     DriftMonitorSpec,
     DriftMonitorStatus,
     MonitorHistoryEntry,
@@ -27,7 +28,7 @@ from modelops.api.driftmonitor import (
     RetrainRecord,
 )
 from modelops.core.conditions import set_condition
-from modelops.core.drift_cronjob import MonitorRef, RetrainContext, build_retrain_job, next_version
+from modelops.core.drift_cronjob import MonitorRef, RetrainContext, build_retrain_job, next_version, trigger_signal
 from modelops.core.drift_policy import PolicyState
 from modelops.core.drift_policy import decide as policy_decide
 from modelops.core.history import append_history
@@ -35,7 +36,20 @@ from modelops.core.naming import model_version_name
 from modelops.core.registry import EventSpec
 
 DRIFT_DETECTED = "DriftDetected"
+PERFORMANCE_DEGRADED = "PerformanceDegraded"
 RETRAINING = "Retraining"
+SIGNAL_WORDS = {
+    "data-drift": "dataset drift",
+    "performance": "performance degradation",
+    "both": "dataset drift and performance degradation",
+}
+"""How messages name the signal that made a check bad (see ``trigger_signal``)."""
+SIGNAL_EVENTS = {
+    "data-drift": "DriftDetected",
+    "performance": "PerformanceDegraded",
+    "both": "DriftAndPerformanceDegraded",
+}
+"""The history event of a bad check: which signal fired."""
 
 JobState = Literal["absent", "active", "succeeded", "failed"]
 
@@ -185,6 +199,19 @@ def _drift_summary(status: DriftMonitorStatus) -> str:
     )
 
 
+def result_phase(result: CheckResult) -> MonitorPhase:
+    """Degraded performance outranks data drift; a check that could not judge performance (and
+    found no drift) is Inconclusive, never Healthy."""
+    perf = result.performance
+    if perf is not None and perf.verdict == "Degraded":
+        return MonitorPhase.DEGRADED
+    if result.dataset_drift:
+        return MonitorPhase.DRIFTED
+    if perf is not None and perf.verdict == "Inconclusive":
+        return MonitorPhase.INCONCLUSIVE
+    return MonitorPhase.HEALTHY
+
+
 def retrain_context(spec: DriftMonitorSpec, obs: MonitorObservations, check_time: datetime) -> RetrainContext:
     """What the retraining Job is told: parent, next version (from every known version), data, check."""
     known = (*obs.versions, *((obs.model_version,) if obs.model_version else ()))
@@ -211,12 +238,16 @@ def evaluate_check(
         return MonitorDecision(status, changed=False)
     if status.evaluated_check_time is not None and status.last_check_time <= status.evaluated_check_time:
         return MonitorDecision(status, changed=False)
+    perf = result.performance
+    signal = trigger_signal(result)  # "" when nothing is bad
     verdict = policy_decide(
         spec.policy,
         PolicyState(status.consecutive_drifted, status.last_action_time),
-        result.dataset_drift,
+        bool(signal),
         now,
         job_active=status.active_job is not None and obs.job_state == "active",
+        signal=SIGNAL_WORDS.get(signal, "dataset drift"),
+        hold=perf is not None and perf.verdict == "Inconclusive",
     )
     summary = _drift_summary(status)
     gen = status.observed_generation
@@ -224,11 +255,22 @@ def evaluate_check(
         status.conditions,
         DRIFT_DETECTED,
         "True" if result.dataset_drift else "False",
-        verdict.reason,
-        f"{summary}; {verdict.message}" if result.dataset_drift else summary or verdict.message,
+        verdict.reason if result.dataset_drift else "NoDrift",
+        f"{summary}; {verdict.message}" if result.dataset_drift else summary or "no dataset drift",
         now,
         gen,
     )
+    if perf is not None:
+        degraded = perf.verdict == "Degraded"
+        conds = set_condition(
+            conds,
+            PERFORMANCE_DEGRADED,
+            "True" if degraded else "Unknown" if perf.verdict == "Inconclusive" else "False",
+            verdict.reason if degraded else perf.reason,
+            f"{perf.message}; {verdict.message}" if degraded else perf.message,
+            now,
+            gen,
+        )
     events: list[EventSpec] = []
     history = status.history
     job: dict[str, Any] | None = None
@@ -236,12 +278,27 @@ def evaluate_check(
     check_time = status.last_check_time
     if result.dataset_drift:
         events.append(EventSpec("Warning", "DriftDetected", f"{summary}; {verdict.message}"))
+    if perf is not None and perf.verdict == "Degraded":
+        events.append(EventSpec("Warning", "PerformanceDegraded", f"{perf.message}; {verdict.message}"))
+    if signal:
+        what = "; ".join(
+            part
+            for part in (
+                summary if result.dataset_drift else "",
+                f"performance: {perf.message}" if perf is not None and perf.verdict == "Degraded" else "",
+            )
+            if part
+        )
         history = append_history(
             history,
-            _entry(now, "DriftDetected", verdict.reason, f"{summary}; action: {verdict.action}", check_time=check_time),
+            _entry(
+                now, SIGNAL_EVENTS[signal], verdict.reason, f"{what}; action: {verdict.action}", check_time=check_time
+            ),
         )
     if verdict.action == "alert":
-        events.append(EventSpec("Warning", "DriftAlert", verdict.message))
+        events.append(
+            EventSpec("Warning", "DriftAlert" if result.dataset_drift else "PerformanceAlert", verdict.message)
+        )
     elif verdict.action == "retrain":
         if spec.job_template is None or obs.model_name is None:
             missing = "spec.jobTemplate" if spec.job_template is None else "the target's ModelVersion"
@@ -276,7 +333,7 @@ def evaluate_check(
                 )
                 msg = (
                     f"retraining Job {name} created for {obs.model_name} {obs.model_version or ''}".rstrip()
-                    + f"; it registers version {context.next_version} ({planned})"
+                    + f"; it registers version {context.next_version} ({planned}); trigger: {signal}"
                 )
                 events.append(EventSpec("Normal", "RetrainTriggered", msg))
                 history = append_history(
@@ -295,7 +352,7 @@ def evaluate_check(
                 conds = set_condition(conds, RETRAINING, "True", "RetrainTriggered", msg, now, gen)
     new = status.model_copy(
         update={
-            "phase": MonitorPhase.DRIFTED if result.dataset_drift else MonitorPhase.HEALTHY,
+            "phase": result_phase(result),
             "consecutive_drifted": verdict.state.consecutive_drifted,
             "last_action_time": verdict.state.last_action_time,
             "evaluated_check_time": status.last_check_time,

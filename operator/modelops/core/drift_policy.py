@@ -5,6 +5,7 @@ condition-style reason and the new counters. No clock is read: ``now`` is passed
 operator restarted at any moment resumes from the counters it stored in status.
 
 Rules, in order:
+0. A check that could not judge (``hold``: too few labels) changes nothing: ``Inconclusive``.
 1. A clean check resets the run of drifted checks: ``NoDrift``.
 2. Fewer than ``consecutiveChecks`` drifted checks in a row: ``Debouncing``.
 3. ``action: none``: ``ActionDisabled`` (the counter still shows the drift).
@@ -25,7 +26,14 @@ from modelops.drift.durations import parse_duration
 
 Action = Literal["none", "alert", "retrain"]
 DecisionReason = Literal[
-    "NoDrift", "Debouncing", "ActionDisabled", "CoolingDown", "RetrainInProgress", "AlertRaised", "RetrainTriggered"
+    "NoDrift",
+    "Inconclusive",
+    "Debouncing",
+    "ActionDisabled",
+    "CoolingDown",
+    "RetrainInProgress",
+    "AlertRaised",
+    "RetrainTriggered",
 ]
 
 
@@ -60,17 +68,26 @@ def decide(
     now: datetime,
     *,
     job_active: bool = False,
+    signal: str = "dataset drift",
+    hold: bool = False,
 ) -> PolicyDecision:
-    """The next action after one check; see the module docstring for the rules."""
+    """The next action after one check; see the module docstring for the rules.
+
+    ``signal`` names what was bad in the messages ("dataset drift", "performance degradation");
+    ``hold`` is a check that could not judge (too few labels): it neither extends nor resets the
+    run of bad checks.
+    """
+    if not drifted and hold:
+        return PolicyDecision("none", "Inconclusive", "inconclusive check; the run of bad checks is held", state)
     if not drifted:
         return PolicyDecision("none", "NoDrift", "no dataset drift", PolicyState(0, state.last_action_time))
     run = state.consecutive_drifted + 1
     counted = PolicyState(run, state.last_action_time)
     needed = policy.consecutive_checks
     if run < needed:
-        return PolicyDecision("none", "Debouncing", f"{run}/{needed} drifted checks in a row", counted)
+        return PolicyDecision("none", "Debouncing", f"{run}/{needed} bad checks in a row ({signal})", counted)
     if policy.action == "none":
-        return PolicyDecision("none", "ActionDisabled", f"drift for {run} checks; policy action is none", counted)
+        return PolicyDecision("none", "ActionDisabled", f"{signal} for {run} checks; policy action is none", counted)
     if state.last_action_time is not None:
         cooldown = cooldown_of(policy)
         if now < state.last_action_time:
@@ -89,7 +106,5 @@ def decide(
         return PolicyDecision("none", "RetrainInProgress", "a retraining Job is still running", counted)
     fired = PolicyState(run, now)
     if policy.action == "alert":
-        return PolicyDecision("alert", "AlertRaised", f"dataset drift in {run} consecutive checks", fired)
-    return PolicyDecision(
-        "retrain", "RetrainTriggered", f"dataset drift in {run} consecutive checks; retraining", fired
-    )
+        return PolicyDecision("alert", "AlertRaised", f"{signal} in {run} consecutive checks", fired)
+    return PolicyDecision("retrain", "RetrainTriggered", f"{signal} in {run} consecutive checks; retraining", fired)

@@ -89,6 +89,17 @@ def status_patch(body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, 
     return patch
 
 
+def registered_metrics(model: dict[str, Any] | None) -> dict[str, float] | None:
+    """The monitored ModelVersion's offline ``spec.metrics``, for relative performance thresholds
+    (the check job may read only its monitor, so the operator copies them into status)."""
+    metrics = ((model or {}).get("spec") or {}).get("metrics")
+    if not isinstance(metrics, dict):
+        return None
+    return {
+        str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    } or None
+
+
 def _write_status(api: CustomObjects, body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, Any]:
     """Write the whole status, guarded by the resourceVersion ``body`` was read at: the check job
     writes this status too, and a write based on a stale read must retry, not overwrite it."""
@@ -132,6 +143,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
         monitor = _monitor_ref(body)
         model = resolve_model(api, monitor.namespace, spec)
         reference = resolve_reference(spec, model)
+        registered = registered_metrics(model)
         children = [
             build_service_account(monitor),
             build_role(monitor, spec, record_events=True),
@@ -177,6 +189,7 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
             update={
                 "observed_generation": generation,
                 "resolved_reference": reference,
+                "registered_metrics": registered,
                 "conditions": conds,
                 "phase": MonitorPhase.PENDING if status.last_check_time is None else status.phase,
             }

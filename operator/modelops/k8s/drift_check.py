@@ -16,7 +16,9 @@ from typing import Any
 from kubernetes import client
 
 from modelops.api.driftmonitor import CheckResult, DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
+from modelops.api.performance import PerformanceResult
 from modelops.core.conditions import set_condition
+from modelops.core.drift_monitor import result_phase
 from modelops.drift.durations import parse_duration
 from modelops.drift.engine import run_check
 from modelops.drift.errors import DriftDataError
@@ -53,7 +55,33 @@ def compute(spec: DriftMonitorSpec, status: DriftMonitorStatus, now: dt.datetime
         )
     else:
         current = load_frame(spec.current.uri, spec.current.format, spec.column_mapping)
-    return run_check(reference, current, spec.drift, spec.column_mapping, now, min_rows=spec.current.min_rows)
+    result = run_check(reference, current, spec.drift, spec.column_mapping, now, min_rows=spec.current.min_rows)
+    if spec.performance is not None:
+        result = result.model_copy(update={"performance": compute_performance(spec, status, now)})
+    return result
+
+
+def compute_performance(spec: DriftMonitorSpec, status: DriftMonitorStatus, now: dt.datetime) -> PerformanceResult:
+    """Delayed labels joined to the prediction log (spec.current.uri) over the performance window."""
+    from modelops.drift.performance import check_performance, check_window
+
+    settings = spec.performance
+    assert settings is not None
+    if not spec.current.uri:
+        raise DriftDataError("InvalidConfig", "spec.current.uri is required (the prediction log the labels join)")
+    try:
+        start, end = check_window(settings, now)
+        return check_performance(
+            settings,
+            spec.current.uri,
+            spec.current.format,
+            now=now,
+            start=start,
+            end=end,
+            registered=status.registered_metrics,
+        )
+    except DriftDataError as exc:
+        raise DriftDataError(exc.reason, f"performance: {exc.message}") from exc
 
 
 def _event(
@@ -106,6 +134,11 @@ def run_monitor_check(api: CustomObjects, namespace: str, name: str, now: dt.dat
             message = (
                 f"{result.drifted_features}/{result.total_features} features drifted (share {result.drift_share:.2f}, "
                 f"dataset drift: {'yes' if result.dataset_drift else 'no'})"
+                + (
+                    f"; performance {result.performance.verdict}: {result.performance.message}"
+                    if result.performance is not None
+                    else ""
+                )
                 + (f": {', '.join(drifted[:10])}" if drifted else "")
             )
             update: dict[str, Any] = {
@@ -116,7 +149,7 @@ def run_monitor_check(api: CustomObjects, namespace: str, name: str, now: dt.dat
                 ),
             }
             if status.phase in (MonitorPhase.PENDING, MonitorPhase.ERROR):
-                update["phase"] = MonitorPhase.DRIFTED if result.dataset_drift else MonitorPhase.HEALTHY
+                update["phase"] = result_phase(result)
         else:
             assert error is not None
             message = f"{error.reason}: {error.message}"
@@ -142,6 +175,8 @@ def run_monitor_check(api: CustomObjects, namespace: str, name: str, now: dt.dat
         log.warning("drift check of %s/%s could not judge the data: %s", namespace, name, message)
     elif result.dataset_drift:
         _event(core, written, "Warning", "DriftDetected", message, now)
+    elif result.performance is not None and result.performance.verdict == "Degraded":
+        _event(core, written, "Warning", "PerformanceDegraded", message, now)
     else:
         _event(core, written, "Normal", "DriftChecked", message, now)
     print(message)

@@ -1,0 +1,353 @@
+"""Joining delayed labels to logged predictions, vectorised: one hash pass, then integer arrays.
+
+Both key columns are dictionary-encoded together by Arrow (one hash table over predictions and
+labels), so every later step is a numpy operation on integer codes: duplicate counts are
+``bincount``, "the latest label per id" is one stable ``argsort`` of the event times plus a
+``maximum.at``, and each prediction's label is a gather. No Python loop touches a row.
+
+Rules (the engine counts and reports each case; none is silently dropped):
+
+- a prediction whose key is missing, or shared with another prediction (e.g. the rows of one
+  batched request under one ``request_id``), gets no label: the pairing would be a guess;
+- an id with several labels keeps the one with the latest event time (ties and label sources
+  without an event time: the last row), so a corrected label supersedes the first; ids whose
+  labels disagree are counted as conflicting;
+- labels not yet known at check time (event time after ``now``) are ignored;
+- a label whose id matches no prediction at all is counted (wrong ids, expired logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+KEY_OK, KEY_MISSING, KEY_DUPLICATE = 0, 1, 2
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """Per prediction row, the index of its label row (-1: none) and whether its key was usable
+    (:data:`KEY_OK`, :data:`KEY_MISSING`, :data:`KEY_DUPLICATE`); and what the join saw."""
+
+    label_row: IntArray
+    key_status: npt.NDArray[np.int8]
+    missing_keys: int = 0
+    duplicate_prediction_rows: int = 0
+    missing_label_ids: int = 0
+    duplicate_label_ids: int = 0
+    superseded_labels: int = 0
+    conflicting_label_ids: int = 0
+    future_labels: int = 0
+    labels_without_predictions: int = 0
+    label_ids_used: int = 0
+
+
+def _as_string_keys(values: Any) -> Any:
+    """Arrow string keys: ids may be integers on one side and strings on the other."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        chunks = values.chunks
+        typ = values.type
+    else:
+        chunks = [values]
+        typ = values.type
+    if pa.types.is_dictionary(typ):
+        chunks = [c.dictionary_decode() for c in chunks]
+        typ = typ.value_type
+    if pa.types.is_floating(typ):
+        # 12.0 and "12" are the same id; non-integral floats stay as they print.
+        out = []
+        for c in chunks:
+            integral = pc.and_(pc.is_finite(c), pc.equal(pc.floor(c), c))
+            as_int = pc.cast(pc.if_else(integral, c, 0.0), pa.int64())
+            out.append(pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(c, pa.string())))
+        chunks = out
+    elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        chunks = [pc.cast(c, pa.string()) for c in chunks]
+    return [c.cast(pa.large_string()) for c in chunks]
+
+
+MAX_WORDS = 8
+"""Keys up to 64 bytes take the numpy path; longer ones are hashed by Arrow."""
+_C1 = np.uint64(0x9E3779B97F4A7C15)
+_C2 = np.uint64(0xBF58476D1CE4E5B9)
+_C3 = np.uint64(0x94D049BB133111EB)
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+"""The low ``k`` bytes of a little-endian word: what belongs to a key whose tail is ``k`` bytes."""
+
+
+def _key_words(arr: Any) -> tuple[npt.NDArray[np.uint64], IntArray, BoolArray] | None:
+    """Each string key as zero-padded little-endian 64-bit words (one contiguous row per word
+    index: shape ``(words, n)``), its length and validity; None for keys over 64 bytes.
+
+    Word ``j`` of every key is one unaligned 8-byte load at ``start + 8 j``, masked to the key's
+    length: a strided read when every key has the same length (UUIDs, hashes, padded numbers),
+    a gather otherwise.
+    """
+    import pyarrow as pa
+
+    n = len(arr)
+    bufs = arr.buffers()
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    raw = np.frombuffer(bufs[1], dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=arr.offset * width)
+    offsets: IntArray = raw.astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    valid = (
+        np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+        if arr.null_count
+        else np.ones(n, dtype=np.bool_)
+    )
+    starts = offsets[:-1]
+    lengths = np.diff(offsets)
+    longest = int(lengths.max()) if n else 0
+    words_n = max(1, -(-longest // 8))
+    if words_n > MAX_WORDS:
+        return None
+    words = np.empty((words_n, n), dtype=np.uint64)
+    if n == 0 or longest == 0:
+        words.fill(0)
+        return words, lengths, valid
+    # 8-byte loads that would run past the buffer read from a zero-padded copy of its tail.
+    last_safe = data.size - 8
+    tail = np.zeros(16, dtype=np.uint8)
+    tail[: min(8, data.size)] = data[max(0, last_safe) :]
+    tail_words = np.ndarray(shape=(9,), dtype="<u8", buffer=tail, strides=(1,))
+    body = (
+        np.ndarray(shape=(last_safe + 1,), dtype="<u8", buffer=data, strides=(1,))
+        if last_safe >= 0
+        else np.zeros(0, dtype=np.uint64)
+    )
+    uniform = bool(np.all(lengths == longest)) and int(offsets[-1] - offsets[0]) == n * longest
+    for j in range(words_n):
+        mask = _MASKS[min(max(longest - 8 * j, 0), 8)] if uniform else _MASKS[np.clip(lengths - 8 * j, 0, 8)]
+        first = int(starts[0]) + 8 * j
+        if uniform and first + (n - 1) * longest <= last_safe:
+            # Every key the same length: word j of all keys is one strided read, no gather.
+            loaded = np.ndarray(shape=(n,), dtype="<u8", buffer=data, offset=first, strides=(longest,))
+        else:
+            pos = starts + 8 * j
+            loaded = body[np.clip(pos, 0, max(last_safe, 0))] if last_safe >= 0 else np.zeros(n, dtype=np.uint64)
+            late = np.flatnonzero(pos > last_safe)
+            if late.size:
+                loaded = np.array(loaded, dtype=np.uint64)
+                loaded[late] = tail_words[np.minimum(pos[late] - max(last_safe, 0), 8)]
+        np.bitwise_and(loaded, mask, out=words[j])
+    return words, lengths, valid
+
+
+def _hash(words: npt.NDArray[np.uint64], lengths: IntArray) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each key (a column of ``words``): multiply-xor per word, splitmix finaliser."""
+    h = lengths.astype(np.uint64) * _C1
+    for word in words:
+        h ^= word
+        h *= _C2
+    h ^= h >> np.uint64(31)
+    h *= _C3
+    h ^= h >> np.uint64(29)
+    return h
+
+
+Hasher = Callable[[npt.NDArray[np.uint64], IntArray], npt.NDArray[np.uint64]]
+
+
+def _fast_codes(pred: Any, labels: Any, hasher: Hasher = _hash) -> tuple[IntArray, int] | None:
+    """Shared integer codes by sorting packed (hash, row) keys; None when keys are too long.
+
+    The top bits of a 64-bit hash and the row number share one uint64, so a single plain
+    ``np.sort`` groups equal keys; then every row is compared byte for byte with the row before
+    it in sorted order, and a group that turns out to mix keys (a hash collision) is split
+    exactly.
+    """
+    parts = (_key_words(pred), _key_words(labels))
+    pred_part, label_part = parts
+    if pred_part is None or label_part is None:
+        return None
+    (pred_words, pred_len, pred_valid), (label_words, label_len, label_valid) = pred_part, label_part
+    n_pred = len(pred)
+    total = n_pred + len(labels)
+    words_n = max(pred_words.shape[0], label_words.shape[0])
+    lengths = np.concatenate([pred_len, label_len])
+    valid = np.concatenate([pred_valid, label_valid])
+
+    def word(j: int) -> npt.NDArray[np.uint64]:
+        """Word j of every key, predictions then labels (zero past a key's words)."""
+        a = pred_words[j] if j < pred_words.shape[0] else np.zeros(n_pred, dtype=np.uint64)
+        b = label_words[j] if j < label_words.shape[0] else np.zeros(total - n_pred, dtype=np.uint64)
+        return np.concatenate([a, b])
+
+    codes = np.full(total, -1, dtype=np.int64)
+    rows = np.flatnonzero(valid).astype(np.uint64)
+    if rows.size == 0:
+        return codes, 0
+    row_bits = np.uint64(max(1, int(total).bit_length()))
+    all_valid = rows.size == total
+    words = np.stack([word(j) if all_valid else word(j)[valid] for j in range(words_n)])
+    hashed = hasher(words, lengths if all_valid else lengths[valid])
+    del words
+    packed = np.sort(((hashed >> row_bits) << row_bits) | rows)
+    order = (packed & ((np.uint64(1) << row_bits) - np.uint64(1))).astype(np.int64)
+    prefix = packed >> row_bits
+    first = np.concatenate(([True], prefix[1:] != prefix[:-1]))
+    group = np.cumsum(first) - 1
+    codes[order] = group
+    n_keys = int(group[-1]) + 1
+    # Exactness: within a group, each row must equal the one before it in sorted order.
+    ordered = lengths[order]
+    differs = ordered[1:] != ordered[:-1]
+    for j in range(words_n):
+        ordered_word = word(j)[order]
+        differs |= ordered_word[1:] != ordered_word[:-1]
+    mixed = differs & ~first[1:]
+    if np.any(mixed):
+        n_keys = _split_collisions(codes, order[1:][mixed], pred, labels, n_keys)
+    return codes, n_keys
+
+
+def _split_collisions(codes: IntArray, mixed_rows: IntArray, pred: Any, labels: Any, n_keys: int) -> int:
+    """Give distinct keys that share a group their own codes (exact; rare, so plain Python)."""
+    n_pred = len(pred)
+
+    def key(row: int) -> Any:
+        return (pred if row < n_pred else labels)[row if row < n_pred else row - n_pred].as_py()
+
+    for g in np.unique(codes[mixed_rows]).tolist():
+        members = np.flatnonzero(codes == g)
+        seen: dict[Any, int] = {}
+        for row in members.tolist():
+            k = key(row)
+            if k not in seen:
+                seen[k] = g if not seen else n_keys + len(seen) - 1
+            codes[row] = seen[k]
+        n_keys += len(seen) - 1
+    return n_keys
+
+
+def encode_keys(prediction_keys: Any, label_ids: Any, *, hasher: Hasher = _hash) -> tuple[IntArray, IntArray, int]:
+    """Integer codes of both key columns in one shared dictionary (-1: missing key).
+
+    Keys up to 64 bytes: numpy hashing and one sort (:func:`_fast_codes`, ~8x faster than
+    Arrow's string hash table on 2M UUIDs); longer keys: Arrow's ``dictionary_encode``.
+    ``hasher`` is for tests (a constant hash makes every key collide).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pred = pa.chunked_array(_as_string_keys(prediction_keys), type=pa.large_string()).combine_chunks()
+    labels = pa.chunked_array(_as_string_keys(label_ids), type=pa.large_string()).combine_chunks()
+    n_pred = len(pred)
+    fast = _fast_codes(pred, labels, hasher)
+    if fast is not None:
+        codes, size = fast
+        return codes[:n_pred], codes[n_pred:], size
+    both = pa.chunked_array([pred, labels], type=pa.large_string()).combine_chunks()
+    encoded = pc.dictionary_encode(both)
+    size = len(encoded.dictionary)
+    codes = np.asarray(
+        pc.fill_null(encoded.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    return codes[:n_pred], codes[n_pred:], size
+
+
+def join_codes(
+    pred_codes: IntArray,
+    label_codes: IntArray,
+    n_keys: int,
+    *,
+    label_time: IntArray | None = None,
+    label_value: FloatArray | None = None,
+    label_known: BoolArray | None = None,
+) -> JoinResult:
+    """The join on encoded keys; see the module docstring for the rules.
+
+    ``label_time``: event times (any monotonic integer unit; ignored where ``label_known`` is
+    False); ``label_value``: a numeric image of each label (class code or value, NaN when
+    missing) to detect conflicting duplicates; ``label_known``: labels usable at check time.
+    """
+    n_labels = int(label_codes.size)
+    has_id = label_codes >= 0
+    usable = has_id if label_known is None else has_id & label_known
+    future = int(np.count_nonzero(has_id & ~usable))
+    rows = np.flatnonzero(usable).astype(np.int64)
+    codes = label_codes[rows]
+
+    label_count = np.bincount(codes, minlength=n_keys).astype(np.int64)
+    duplicated = label_count > 1
+    chosen = np.full(n_keys, -1, dtype=np.int64)
+    # Ids with one label: that row. Only the (usually few) duplicated ids need an order.
+    single = ~duplicated[codes]
+    chosen[codes[single]] = rows[single]
+    conflicting = 0
+    dup = np.flatnonzero(~single)
+    if dup.size:
+        dup_rows, dup_codes = rows[dup], codes[dup]
+        # Sort by id, then event time, then row (lexsort is stable): the last of each id wins.
+        keys = [dup_rows, dup_codes] if label_time is None else [dup_rows, label_time[dup_rows], dup_codes]
+        order = np.lexsort(keys)
+        ordered = dup_codes[order]
+        last = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))
+        chosen[ordered[last]] = dup_rows[order[last]]
+        if label_value is not None:
+            # A missing and a present label disagree, so NaN is compared as a value.
+            values = label_value[dup_rows][order]
+            values = np.where(np.isnan(values), -np.inf, values)
+            first = np.append(0, last[:-1] + 1)
+            lo = np.minimum.reduceat(values, first)
+            hi = np.maximum.reduceat(values, first)
+            conflicting = int(np.count_nonzero(lo != hi))
+    has_label = chosen >= 0
+
+    pred_has_key = pred_codes >= 0
+    pred_count = np.bincount(pred_codes[pred_has_key], minlength=n_keys).astype(np.int64)
+    safe = np.where(pred_has_key, pred_codes, 0)
+    unique = pred_has_key & (pred_count[safe] == 1)
+    label_row = np.where(unique, chosen[safe], -1).astype(np.int64)
+    key_status = np.full(pred_codes.size, KEY_DUPLICATE, dtype=np.int8)
+    key_status[unique] = KEY_OK
+    key_status[~pred_has_key] = KEY_MISSING
+    return JoinResult(
+        label_row=label_row,
+        key_status=key_status,
+        missing_keys=int(np.count_nonzero(~pred_has_key)),
+        duplicate_prediction_rows=int(np.count_nonzero(pred_has_key & ~unique)),
+        missing_label_ids=int(n_labels - np.count_nonzero(has_id)),
+        duplicate_label_ids=int(np.count_nonzero(duplicated)),
+        superseded_labels=int(rows.size - np.count_nonzero(has_label)),
+        conflicting_label_ids=conflicting,
+        future_labels=future,
+        labels_without_predictions=int(np.count_nonzero(has_label & (pred_count == 0))),
+        label_ids_used=int(np.count_nonzero(has_label & (pred_count > 0))),
+    )
+
+
+def join_labels(
+    prediction_keys: Any,
+    label_ids: Any,
+    *,
+    label_time: IntArray | None = None,
+    label_value: FloatArray | None = None,
+    label_known: BoolArray | None = None,
+) -> JoinResult:
+    """Join Arrow (or numpy) key columns; see :func:`join_codes`."""
+    import pyarrow as pa
+
+    def arrow(values: Any) -> Any:
+        return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+
+    pred_codes, label_codes, n_keys = encode_keys(arrow(prediction_keys), arrow(label_ids))
+    return join_codes(
+        pred_codes,
+        label_codes,
+        n_keys,
+        label_time=label_time,
+        label_value=label_value,
+        label_known=label_known,
+    )
