@@ -13,9 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_h
+from hypothesis import strategies as hst
 from sklearn import metrics as skm
 
 from modelops.api.performance import PerformanceSettings
+from modelops.drift import labels_join as lj
 from modelops.drift.errors import DriftDataError
 from modelops.drift.labels_join import join_labels
 from modelops.drift.performance import check_performance, check_window, evaluate_performance
@@ -103,6 +107,49 @@ def test_join_matches_a_dictionary_join_on_random_data():
     expected = [last.get(k, -1) if pred_count[k] == 1 else -1 for k in keys]
     assert joined.label_row.tolist() == expected
     assert joined.labels_without_predictions == len(set(ids) - set(keys))
+
+
+def same_partition(codes: np.ndarray, keys: list[Any]) -> bool:
+    """Equal codes exactly for equal keys; -1 exactly for missing keys."""
+    first: dict[Any, int] = {}
+    for code, key in zip(codes.tolist(), keys, strict=True):
+        if (key is None) != (code == -1):
+            return False
+        if key is not None and first.setdefault(key, code) != code:
+            return False
+    return len(set(first.values())) == len(first)
+
+
+@settings_h(max_examples=60, deadline=None)
+@given(
+    pool=hst.lists(hst.text(min_size=0, max_size=70), min_size=1, max_size=30, unique=True),
+    picks=hst.lists(hst.integers(0, 40), min_size=1, max_size=80),
+    split=hst.integers(0, 80),
+    hasher=hst.sampled_from(["real", "constant", "by-length"]),
+)
+def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks, split, hasher):
+    """Short keys take the numpy path (words + hash + sort, verified byte for byte), keys over 64
+    bytes Arrow's hash table; a degenerate hash makes every key collide and must change nothing."""
+    keys = [pool[i] if i < len(pool) else None for i in picks]
+    pred, lab = keys[: split % (len(keys) + 1)], keys[split % (len(keys) + 1) :]
+    hashers = {
+        "real": lj._hash,
+        "constant": lambda w, n: np.zeros(n.size, dtype=np.uint64),
+        "by-length": lambda w, n: (n % 3).astype(np.uint64),
+    }
+    pc, lc, size = lj.encode_keys(pa.array(pred, pa.string()), pa.array(lab, pa.string()), hasher=hashers[hasher])
+    codes = np.concatenate([pc, lc])
+    assert same_partition(codes, keys)
+    assert size == len({k for k in keys if k is not None})
+
+
+def test_uniform_length_keys_and_sliced_arrays():
+    """Every key the same length (the strided path), arrays that are slices of larger buffers."""
+    ids = [f"{i:036x}" for i in range(200)]
+    pred = pa.array(ids).slice(50, 100)  # ids 50..149
+    lab = pa.array(list(reversed(ids))).slice(20, 120)  # ids 179..60
+    pc, lc, _ = lj.encode_keys(pred, lab)
+    assert same_partition(np.concatenate([pc, lc]), ids[50:150] + list(reversed(ids))[20:140])
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,3 +498,27 @@ def test_every_bad_data_case_has_its_reason(tmp_path):
     for what, (fn, reason, text) in cases.items():
         err = bad(fn)
         assert (err.reason, text in err.message) == (reason, True), (what, err)
+
+
+def test_the_drift_report_gains_the_performance_section():
+    from modelops.drift.engine import compute_drift
+    from modelops.drift.frame import frame_from_arrays
+    from modelops.drift.html import render_html
+
+    rng = np.random.default_rng(0)
+    drift = compute_drift(frame_from_arrays({"x": rng.normal(size=300)}), frame_from_arrays({"x": rng.normal(size=300)}),
+                          histograms=True)  # fmt: skip
+    times = [NOW - timedelta(hours=h) for h in (1, 2, 7, 8)]
+    keys = ["a", "b", "c", "d"]
+    perf = evaluate_performance(
+        preds(keys, [1, 1, 0, 0], [0.9, 0.8, 0.3, 0.6], times=times), labels(keys, [1, 0, 0, 0]),
+        settings(chunk="6h", metrics=[{"name": "accuracy", "min": 0.8, "maxRelativeDrop": 0.1}]), now=NOW,
+        registered={"accuracy": 0.85},
+    )  # fmt: skip
+    page = render_html(drift, performance=perf)
+    assert page.index("features drifted") < page.index("<h2>Model performance</h2>")
+    section = page[page.index("<h2>Model performance</h2>") :]
+    assert "Degraded: PerformanceDegraded" in section
+    assert "min 0.8000" in section  # the bound, charted
+    assert "registered 0.8500" in section  # the offline value, charted
+    assert section.count("<circle") == 2  # one point per window

@@ -11,7 +11,9 @@ import html
 import math
 from collections.abc import Sequence
 
+from modelops.api.performance import PerformanceResult
 from modelops.drift.engine import DriftReport, FeatureDrift, Histogram
+from modelops.drift.performance_html import performance_section
 from modelops.drift.stattests import get_test
 
 REF_COLOUR = "#8c96a5"
@@ -150,8 +152,14 @@ def _card(feature: FeatureDrift) -> str:
     return "".join(body)
 
 
-def render_html(report: DriftReport, title: str = "Drift report", sources: Sequence[str] = ()) -> str:
-    """The whole report as one HTML document."""
+def render_html(
+    report: DriftReport,
+    title: str = "Drift report",
+    sources: Sequence[str] = (),
+    performance: PerformanceResult | None = None,
+) -> str:
+    """The whole report as one HTML document; with ``performance``, its section follows the features
+    (metrics against thresholds and the registered values, and over time per window)."""
     features = report.sorted_features()
     colour = DRIFT_COLOUR if report.dataset_drift else OK_COLOUR
     verdict = "Dataset drift" if report.dataset_drift else "No dataset drift"
@@ -174,5 +182,6 @@ def render_html(report: DriftReport, title: str = "Drift report", sources: Seque
         f"<span style='background:{CUR_COLOUR}'></span>current</div>"
         f"<div class='grid'>{''.join(_card(f) for f in features)}</div>"
         f"<table><tr><th>feature</th><th>test</th><th>score</th><th>threshold</th><th>verdict</th></tr>{rows}</table>"
+        f"{performance_section(performance) if performance is not None else ''}"
         "</body></html>"
     )
