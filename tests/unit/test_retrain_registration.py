@@ -340,7 +340,7 @@ def test_register_flags_win_over_the_env(monkeypatch):
 
 
 def test_register_outside_a_job_needs_name_and_version(monkeypatch):
-    for key in JOB_ENV:
+    for key in [*JOB_ENV, "MODELOPS_CODE_COMMIT", "MODELOPS_TRAINING_RUN", "MODELOPS_DRIFT_REPORT_URI"]:
         monkeypatch.delenv(key, raising=False)
     from modelops.errors import CLIError
 
