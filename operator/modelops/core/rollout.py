@@ -797,10 +797,13 @@ def _handover(p: _Plan, cv: str, crev: str | None) -> None:
             p.event("Warning", "AbortIgnored", f"{cv} is already promoted; use `modelops rollout undo`")
         p.update(abort=False, promote_full=False, promote_step=None)
     stable_ready = _ready_running(p.obs.stable, cv, crev)
-    scale = handover_scale(p.replicas, p.surge, _observed_scale(p.obs), stable_ready)
+    # While the stable's own rolling update still runs pods of the old version, its Services route
+    # to them too: no traffic moves to the stable, and the canary keeps its pods, until it is done.
+    movable = stable_ready if p.obs.stable.updated else 0
+    scale = handover_scale(p.replicas, p.surge, _observed_scale(p.obs), movable)
     p.stable = TrackPlan(scale.stable, cv)
     p.canary = TrackPlan(scale.canary, cv)
-    p.route_weight = handover_weight(p.replicas, stable_ready)
+    p.route_weight = handover_weight(p.replicas, movable)
     done = _observed_scale(p.obs) == Scale(p.replicas, 0) and stable_ready >= p.replicas and p.obs.stable.updated
     if done:
         p.route_weight = 0
