@@ -1,85 +1,159 @@
-"""Run the demo end to end on the sandbox cluster; returns a process exit code."""
+"""`modelops demo`: the whole loop on the sandbox cluster; returns the process exit code.
+
+Exit codes: 0 the loop completed as shown; 1 a step did not behave as shown (one line names the
+step and the reason); 3 Prometheus is not installed: the parts that need no Prometheus ran and
+the analysed canaries were skipped, as the output says; 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
-from modelops.demo import drift_act, registry_act, rollout_act
-from modelops.demo.stage import DemoFailure, Stage
-from modelops.k8s.client import load_api_client
-from modelops.k8s.resources import CustomObjects
-
-
-def find_examples() -> Path:
-    for base in (Path.cwd(), *Path(__file__).resolve().parents):
-        if (base / "examples" / "registry").is_dir():
-            return (base / "examples").resolve()
-    raise DemoFailure("examples/ not found: run the demo from the repository checkout")
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_NO_PROMETHEUS = 3
+EXIT_INTERRUPTED = 130
+CRON_MINUTE_SECONDS = 5.0
+"""One cron minute of the demo's sandbox, in real seconds: the drift CronJob runs every 5 s."""
 
 
-def _metric_lines(url: str, prefixes: tuple[str, ...]) -> list[str]:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    return [line for line in text.splitlines() if line.startswith(prefixes)]
-
-
-def run_demo() -> int:
+def run_demo(keep: bool = False, directory: Path | None = None) -> int:
     from modelops.sandbox.cluster.supervisor import Layout, SandboxError, start, stop
 
     started = time.monotonic()
-    for noisy in ("modelops", "aiohttp", "kubernetes"):
+    for noisy in ("modelops", "aiohttp", "kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    examples = find_examples()
-    with tempfile.TemporaryDirectory(prefix="modelops-demo-") as tmp:
-        layout = Layout(Path(tmp) / "sandbox")
-        try:
-            state: dict[str, Any] = start(layout, scrape_interval=1.0, restart_backoff=1.0)
-        except SandboxError as exc:
-            print(f"DEMO FAILED: cannot start the sandbox cluster: {exc}")
-            return 1
-        try:
-            return _acts(state, examples, started)
-        finally:
-            stop(layout)
-
-
-def _acts(state: dict[str, Any], examples: Path, started: float) -> int:
-    kubeconfig = state["kubeconfig"]
-    components = state["components"]
-    api_client = load_api_client(kubeconfig)
-    stage = Stage(CustomObjects(api_client), client.CoreV1Api(api_client), examples, started=started)
-    stage.heading("Setup: the sandbox cluster (`modelops sandbox up`)")
-    stage.say(f"API server {components['apiserver']['url']}, kubeconfig {kubeconfig}, CRDs installed")
-    stage.say(f"operator: `modelops run -A` (pid {components['operator']['pid']}), workload runner, service proxy")
-    prometheus = components.get("prometheus") or {}
-    if prometheus.get("url"):
-        stage.say(f"Prometheus {prometheus['url']} scraping the operator and every model-server pod")
-    else:
-        print(f"\nDEMO FAILED: {prometheus.get('missing', 'Prometheus did not start')}")
-        return 1
-    try:
-        registry_act.run(stage)
-        drift_act.run(stage)
-        rollout_act.run(stage)
-    except DemoFailure as exc:
-        print(f"\nDEMO FAILED: {exc}")
-        return 1
-    stage.heading("Operator metrics (excerpt, from its /metrics)")
-    prefixes = (
-        "modelops_model_version_info",
-        "modelops_reconcile_total",
-        "modelops_drift_detected",
-        "modelops_rollout_phase",
-        "modelops_rollout_canary_weight",
+    root = Path(directory).resolve() if directory is not None else Path(tempfile.mkdtemp(prefix="modelops-demo-"))
+    layout = Layout(root / "sandbox")
+    print(
+        "modelops demo: the whole loop on a local sandbox cluster (a fake Kubernetes API server, the operator, "
+        "model-server pods as real processes, real Prometheus), under live traffic. About 2-3 minutes.",
+        flush=True,
     )
-    for line in _metric_lines(components["operator"]["metrics"], prefixes):
-        if not line.endswith(" 0.0") or "rollout_phase" not in line:
-            print("  " + line)
-    print(f"\nDemo finished in {time.monotonic() - started:.1f}s: all steps behaved as shown.")
-    return 0
+    try:
+        state: dict[str, Any] = start(
+            layout, scrape_interval=1.0, cron_minute_seconds=CRON_MINUTE_SECONDS, restart_backoff=1.0, timeout=120.0
+        )
+    except SandboxError as exc:
+        print(f"DEMO FAILED at setup: cannot start the sandbox cluster: {exc}", flush=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        stop(layout)
+        return EXIT_INTERRUPTED
+    code = EXIT_FAILED
+    try:
+        code = _run(state, root, started)
+    except KeyboardInterrupt:
+        print("\ninterrupted", flush=True)
+        code = EXIT_INTERRUPTED
+    except _Failed as exc:
+        print(f"\n{exc.line}; sandbox logs in {layout.logs}", flush=True)
+        code = EXIT_FAILED
+    except Exception as exc:  # anything unforeseen: one line, never a traceback
+        from modelops.demo.story import failure_line
+
+        print(f"\n{failure_line(None, exc)}; sandbox logs in {layout.logs}", flush=True)
+        code = EXIT_FAILED
+    finally:
+        if keep:
+            _kept(state, layout)
+        else:
+            stop(layout)
+            if code in (EXIT_OK, EXIT_NO_PROMETHEUS, EXIT_INTERRUPTED) and directory is None:
+                shutil.rmtree(root, ignore_errors=True)
+    return code
+
+
+class _Failed(Exception):
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _run(state: dict[str, Any], root: Path, started: float) -> int:
+    from kubernetes import client
+
+    from modelops.demo import assets
+    from modelops.demo.stage import Stage
+    from modelops.demo.story import Story, failure_line
+    from modelops.k8s.client import load_api_client
+    from modelops.k8s.resources import CustomObjects
+
+    components = state["components"]
+    kubeconfig = str(state["kubeconfig"])
+    api_client = load_api_client(kubeconfig)
+    log_dir = root / "prediction-log"
+    models_dir = root / "models"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    stage = Stage(
+        CustomObjects(api_client),
+        client.CoreV1Api(api_client),
+        kubeconfig,
+        {
+            "MODELOPS_EXAMPLES": str(assets.ASSETS),
+            "MODELOPS_PREDICTION_LOG": log_dir.as_uri(),
+            "MODELOPS_MODELS_DIR": str(models_dir),
+            "MODELOPS_IMAGE": str(state["image"]),
+        },
+        started=started,
+    )
+    prometheus = components.get("prometheus") or {}
+    story = Story(stage, prometheus=bool(prometheus.get("url")))
+    stage.heading("Setup")
+    stage.say(
+        f"sandbox cluster up in {root}: API server {components['apiserver']['url']} (kubeconfig {kubeconfig}), "
+        f"the operator `modelops run -A` (pid {components['operator']['pid']}), the workload runner, service proxy "
+        "and gateway"
+    )
+    if prometheus.get("url"):
+        stage.note(f"Prometheus {prometheus['url']} scrapes the operator and every model-server pod each second")
+    else:
+        stage.say(
+            f"{prometheus.get('missing') or 'Prometheus did not start'}. The demo runs what needs no Prometheus "
+            "(registry, validation gates, deployment, the drift loop and retraining) and skips the analysed "
+            f"canaries, saying so; it then exits {EXIT_NO_PROMETHEUS}"
+        )
+    stage.note(f"manifests and model artifacts from {assets.ASSETS} (shipped in the package)")
+    try:
+        story.run()
+        stage.heading("The registry and the deployment now")
+        story.summary()
+    except Exception as exc:
+        raise _Failed(failure_line(story, exc)) from None
+    finally:
+        if story.traffic is not None:
+            story.traffic.stop()
+        with contextlib.suppress(Exception):
+            api_client.close()
+    seconds = time.monotonic() - started
+    if story.skipped:
+        print(
+            f"\nDemo finished in {seconds:.0f}s WITHOUT Prometheus; skipped: {'; '.join(story.skipped)}. "
+            f"Install it (`apt-get install prometheus`) for the whole loop. Exit code {EXIT_NO_PROMETHEUS}.",
+            flush=True,
+        )
+        return EXIT_NO_PROMETHEUS
+    print(
+        f"\nThe loop closed in {seconds:.0f}s: registry -> gated canary -> automatic rollback -> drift -> "
+        "retraining -> validated version -> gated canary, every step decided by the operator.",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def _kept(state: dict[str, Any], layout: Any) -> None:
+    print(
+        "\nThe sandbox keeps running (--keep); the load generator has stopped.\n"
+        f"  export KUBECONFIG={state['kubeconfig']}\n"
+        "  kubectl get mpol,mv,mdep,dm      (or: modelops registry list; modelops rollout status churn)\n"
+        f"  modelops sandbox status --dir {layout.root}\n"
+        f"Stop it with:  modelops sandbox down --dir {layout.root}",
+        flush=True,
+    )

@@ -1,77 +1,101 @@
-"""Shared plumbing of the demo acts: a narrator, the clients, waiting for status."""
+"""Shared plumbing of the demo: the narrator, the clients, waiting for what the operator does.
+
+The demo acts only as a user would (creates objects, approves versions, sends traffic, runs
+`modelops` commands) and watches; every decision on screen is the operator's, read from status,
+Events and metrics.
+"""
 
 from __future__ import annotations
 
-import os
-import string
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from kubernetes import client
 
-from modelops.k8s.resources import CustomKind, CustomObjects
+from modelops.demo import view
+from modelops.k8s.resources import CustomKind, CustomObjects, NotFound
 
 Obj = dict[str, Any]
 
 
 class DemoFailure(Exception):
-    """The demo saw something other than what it shows: it exits non-zero."""
+    """The demo saw something other than what it shows: it exits non-zero with this one line."""
 
 
 @dataclass
 class Stage:
-    """What every act needs: the custom-object client, the core API, where examples live."""
+    """What every step needs: the clients, the sandbox's paths, the clock of the narration."""
 
     api: CustomObjects
     core: client.CoreV1Api
-    examples: Path
+    kubeconfig: str
+    values: dict[str, str]
+    """${VARIABLES} of the manifests: MODELOPS_EXAMPLES (the assets), the log and models dirs, the image."""
     namespace: str = "default"
-    started: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
     def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
+        stamp = f"[{view.seconds(self.elapsed):>7}] "
+        print(view.paragraph(text, stamp, " " * len(stamp)), flush=True)
+
+    def note(self, text: str) -> None:
+        """An indented explanation under the line above."""
+        print(view.paragraph(text, " " * 12, " " * 12), flush=True)
 
     def heading(self, text: str) -> None:
-        print(f"\n=== {text} ===", flush=True)
+        print(f"\n{text}\n{'-' * min(len(text), view.WIDTH)}", flush=True)
 
-    def load(self, relative: str) -> Obj:
-        """An example manifest with ${MODELOPS_EXAMPLES} substituted, as `envsubst` would."""
-        text = (self.examples / relative).read_text()
-        text = string.Template(text).safe_substitute(MODELOPS_EXAMPLES=str(self.examples), **os.environ)
-        obj: Obj = yaml.safe_load(text)
-        return obj
+    def print(self, text: str = "") -> None:
+        print(text, flush=True)
 
-    def wait_for(self, kind: CustomKind, name: str, done: Callable[[Obj], bool], what: str, timeout: float = 30) -> Obj:
+    def plain(self, obj: object) -> Obj:
+        out: Obj = self.api.api.sanitize_for_serialization(obj)
+        return out
+
+    def get(self, kind: CustomKind, name: str) -> Obj | None:
+        try:
+            return self.api.get(kind, self.namespace, name)
+        except NotFound:
+            return None
+
+    def wait_for(
+        self,
+        kind: CustomKind,
+        name: str,
+        done: Callable[[Obj], bool],
+        what: str,
+        timeout: float = 60,
+        every: float = 0.2,
+        tick: Callable[[], object] | None = None,
+    ) -> Obj:
+        """The object once ``done(obj)``; DemoFailure naming ``what`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        obj: Obj = {}
+        obj: Obj | None = None
         while time.monotonic() < deadline:
-            obj = self.api.get(kind, self.namespace, name)
-            if done(obj):
+            obj = self.get(kind, name)
+            if obj is not None and done(obj):
                 return obj
-            time.sleep(0.05)
+            if tick is not None:
+                tick()
+            time.sleep(every)
+        state = status_of(obj or {}).get("message") or (condition(obj or {}, "Ready") or {}).get("message")
         raise DemoFailure(
-            f"{kind.kind}/{name}: timed out after {timeout:.0f}s waiting for {what}; status={obj.get('status')}"
+            f"{kind.kind.lower()}/{name}: no {what} within {timeout:.0f}s" + (f" (it says: {state})" if state else "")
         )
 
     def events_for(self, name: str) -> list[Obj]:
-        events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
-        return sorted(
-            ({"type": e.type, "reason": e.reason, "message": e.message} for e in events),
-            key=lambda e: str(e["reason"]),
-        )
-
-    def wait_event(self, name: str, reason: str, timeout: float = 15) -> Obj:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev in self.events_for(name):
-                if ev["reason"] == reason:
-                    return ev
-            time.sleep(0.1)
-        raise DemoFailure(f"no {reason} Event for {name} within {timeout:.0f}s")
+        items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
+        rows = [
+            {"type": e.type, "reason": e.reason, "message": e.message, "at": str(e.last_timestamp or e.event_time)}
+            for e in items
+        ]
+        return sorted(rows, key=lambda e: e["at"])
 
 
 def status_of(obj: Obj) -> Obj:
@@ -80,4 +104,4 @@ def status_of(obj: Obj) -> Obj:
 
 
 def condition(obj: Obj, type_: str) -> Obj | None:
-    return next((c for c in status_of(obj).get("conditions", []) if c.get("type") == type_), None)
+    return next((c for c in status_of(obj).get("conditions") or [] if c.get("type") == type_), None)
