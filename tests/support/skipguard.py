@@ -15,12 +15,9 @@ import pytest
 ENV = "MODELOPS_CI"
 ALLOWED_MARKER = "e2e"
 
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    # checkov needs its own venv (.ci/.checkov, helper artifacts13); until .ci/run creates it the
-    # test skips. The lead removes this entry once .ci/run installs checkov.
-    "tests/chart/test_checkov.py": "checkov is not installed by .ci/run yet",
-}
-"""Node-id prefixes whose skips CI tolerates for now, each with the reason."""
+KNOWN_EXCEPTIONS: dict[str, str] = {}
+"""Node-id prefixes whose skips CI tolerates for now, each with the reason (none: .ci/run installs
+everything, checkov included, in .ci/.checkov)."""
 
 _unexpected: list[tuple[str, str]] = []
 
