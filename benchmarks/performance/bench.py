@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -114,10 +115,14 @@ def ensure_venv() -> Path:
     return python
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall-clock seconds from spawn to exit, and the process's CPU seconds (user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def ours_cmd(preds: Path, labels: Path, out: Path) -> list[str]:
@@ -171,10 +176,14 @@ def main() -> int:
     ours_out, base_out = args.dir / "ours.json", args.dir / "baseline.json"
     base_cmd = [str(python), str(HERE / "baseline.py"), str(preds), str(labels), NOW.isoformat(), str(base_out)]
     load_before = os.getloadavg()[0]
-    whole_ours, whole_base, base_inproc = [], [], []
+    whole_ours, whole_base, cpu_ours, cpu_base, base_inproc = [], [], [], [], []
     for _ in range(args.repeat):  # interleaved, so both see the same machine
-        whole_ours.append(timed(ours_cmd(preds, labels, ours_out)))
-        whole_base.append(timed(base_cmd))
+        wall, cpu = timed(ours_cmd(preds, labels, ours_out))
+        whole_ours.append(wall)
+        cpu_ours.append(cpu)
+        wall, cpu = timed(base_cmd)
+        whole_base.append(wall)
+        cpu_base.append(cpu)
         base_inproc.append(json.loads(base_out.read_text())["inProcessSeconds"])
     ours_inproc, _result = in_process(preds, labels, args.repeat)
     load_after = os.getloadavg()[0]
@@ -199,14 +208,16 @@ def main() -> int:
         "equal": equal,
         "whole_process_s": {"modelops": statistics.median(whole_ours), "pandas+sklearn": statistics.median(whole_base)},
         "in_process_s": {"modelops": ours_inproc, "pandas+sklearn": statistics.median(base_inproc)},
+        "whole_process_cpu_s": {"modelops": statistics.median(cpu_ours), "pandas+sklearn": statistics.median(cpu_base)},
         "runs": {"modelops": whole_ours, "pandas+sklearn": whole_base},
         "load_average": [load_before, load_after],
         "versions": versions(python),
     }
-    w, i = report["whole_process_s"], report["in_process_s"]
+    w, i, c = report["whole_process_s"], report["in_process_s"], report["whole_process_cpu_s"]
     report["speedup"] = {
         "whole_process": w["pandas+sklearn"] / w["modelops"],
         "in_process": i["pandas+sklearn"] / i["modelops"],
+        "whole_process_cpu": c["pandas+sklearn"] / c["modelops"],
     }
     print(json.dumps(report, indent=2))
     if args.json:

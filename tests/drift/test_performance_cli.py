@@ -130,3 +130,12 @@ def test_the_command_module_imports_no_numeric_stack():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_window_in_the_config_applies(capsys, files):
+    cfg = files["dir"] / "perf.yaml"
+    cfg.write_text(yaml.safe_dump({"task": "binary", "window": "6h", "metrics": [{"name": "accuracy", "min": 0.7}]}))
+    args = ["--predictions", str(files["preds"]), "--labels", str(files["labels"]), "--now", NOW, "--output", "json"]
+    code, out, _ = run(capsys, *args, "--config", str(cfg))
+    body = json.loads(out)
+    assert (code, body["predictions"], body["windowStart"]) == (1, 150, "2026-11-30T06:00:00Z")

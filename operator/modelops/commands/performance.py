@@ -154,8 +154,9 @@ def _registered(values: list[str]) -> dict[str, float]:
     return out
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """The PerformanceSettings the config file and flags describe (flags win)."""
+def settings_from_args(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The PerformanceSettings the config file and flags describe (flags win), and whether a
+    window applies (``--window``/``--label-delay``, or ``window``/``labelDelay`` in the config)."""
     from pydantic import ValidationError
 
     from modelops.api.performance import PerformanceSettings
@@ -207,12 +208,13 @@ def settings_from_args(args: argparse.Namespace) -> Any:
                 raise DriftDataError("InvalidConfig", f"--max-relative-drop {text!r}: expected METRIC=FRACTION")
             metrics.setdefault(name.strip(), {"name": name.strip()})["maxRelativeDrop"] = drop
         doc["metrics"] = list(metrics.values())
+    windowed = "window" in doc or "labelDelay" in doc
     if "task" not in doc:
         raise DriftDataError(
             "InvalidConfig", "--task (or task in --config) is required: binary, multiclass or regression"
         )
     try:
-        return PerformanceSettings.model_validate(doc)
+        return PerformanceSettings.model_validate(doc), windowed
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -234,10 +236,10 @@ def _now(text: str | None) -> datetime:
 def compute(args: argparse.Namespace) -> Any:
     from modelops.drift.performance import check_performance, check_window
 
-    settings = settings_from_args(args)
+    settings, windowed = settings_from_args(args)
     now = _now(args.now)
     start = end = None
-    if args.window is not None or args.label_delay is not None:
+    if windowed:
         start, end = check_window(settings, now)
     return check_performance(
         settings,
