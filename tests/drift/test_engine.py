@@ -219,6 +219,9 @@ def test_profile_round_trip_gives_same_verdicts(tmp_path, n):
     ref, cur = _frames(n, shift=0.3)
     settings = DriftSettings(features=[FeatureTest(name="y", method="psi"), FeatureTest(name="small", method="chi2")])
     raw = compute_drift(ref, cur, settings, now=NOW)
+    drifted = {f.name for f in raw.features if f.drifted}
+    assert {"x", "color"} <= drifted  # the shifted columns: the comparison below is not of two blanks
+    assert "y" not in drifted
     path = tmp_path / "ref.profile"
     build_profile(ref).save(path)
     loaded = ReferenceProfile.load(path)
@@ -248,6 +251,9 @@ def test_run_check_maps_onto_status_model():
     assert result.total_features == 4
     assert result.drifted_features == sum(f.drifted for f in result.features)
     assert result.drift_share == result.drifted_features / 4
+    assert {f.name for f in result.features if f.drifted} == {"x", "color"}  # the two shifted columns
+    assert result.drifted_features == 2
+    assert result.dataset_drift is True
     wire = result.to_wire()
     assert {"datasetDrift", "driftShare", "features"} <= wire.keys()
     assert all(math.isfinite(f["threshold"]) for f in wire["features"])

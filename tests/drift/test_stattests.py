@@ -140,6 +140,27 @@ def test_psi_formula_and_epsilon(ref, data):
     assert st.psi_from_counts(ref, ref) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("ref", "cur", "expected"),
+    [
+        # By hand. An empty bin's proportion becomes the documented epsilon 1e-4 (Evidently's),
+        # the others stay as they are: p = [1, 1e-4], q = [0.5, 0.5]
+        #   (0.5 - 1) ln(0.5 / 1) + (0.5 - 1e-4) ln(0.5 / 1e-4) = 0.5 ln 2 + 0.4999 ln 5000
+        ([100, 0], [50, 50], 0.5 * math.log(2) + 0.4999 * math.log(5000)),  # 4.604318...
+        ([50, 50], [100, 0], 0.5 * math.log(2) + 0.4999 * math.log(5000)),  # symmetric
+        # no empty bin: p = [0.5, 0.5], q = [0.25, 0.75] -> 0.25 ln 2 + 0.25 ln 1.5
+        ([2, 2], [1, 3], 0.25 * math.log(2) + 0.25 * math.log(1.5)),  # 0.274653...
+        ([10, 20, 30], [10, 20, 30], 0.0),
+    ],
+)
+def test_psi_fixed_numbers(ref, cur, expected):
+    assert st.psi_from_counts(ref, cur) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_fixed_number_literal():
+    assert st.psi_from_counts([100, 0], [50, 50]) == pytest.approx(4.6043184, abs=1e-7)
+
+
 def test_registry_descriptors():
     assert set(st.REGISTRY) == {"ks", "chi2", "psi", "wasserstein", "jensenshannon"}
     assert {n for n, t in st.REGISTRY.items() if t.score == "p_value"} == {"ks", "chi2"}

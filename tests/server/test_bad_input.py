@@ -38,6 +38,8 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str]] = [
     ("negative dimension", _body(shape=[-1, 20]), 400, "shape"),
     ("float dimension", _body(shape=[1.0, 20]), 400, "shape"),
     ("shape/data mismatch", _body(shape=[2, 20]), 400, "needs 40 elements, data has 20"),
+    ("more data than shape", _body(shape=[1, 10]), 400, "shape [1, 10] needs 10 elements, data has 20"),
+    ("scalar shape, two values", _body(shape=[], data=[1.0, 2.0]), 400, "shape [] needs 1 elements, data has 2"),
     ("ragged data", _body(shape=[2, 2], data=[[1, 2], [3]]), 400, "input-0"),
     ("unknown datatype", _body(datatype="FP128"), 400, "unknown datatype 'FP128'"),
     ("lowercase datatype", _body(datatype="fp32"), 400, "unknown datatype"),

@@ -181,3 +181,75 @@ def test_verification_then_promotion_in_one_decision():
         NOW,
     )
     assert (d.status.phase, d.status.stage) == (Phase.VERIFIED, Stage.STAGING)
+
+
+# --- behaviours pinned with fixed cases (each was once changeable without a failing test) -------
+
+
+def test_promotion_archives_a_sibling_that_requested_production_without_getting_it():
+    """A sibling whose spec.stage asks for Production while its status.stage is still Staging (its
+    approval pending or refused) is archived too: left alone, its request could be granted later
+    and silently replace the version promoted now with an older one. A sibling that asks for
+    Staging only is left alone."""
+    requested = Sibling("churn-1", Stage.PRODUCTION, verified_status(Stage.STAGING), "41")
+    staging = Sibling("churn-3", Stage.STAGING, verified_status(Stage.STAGING), "42")
+    d = decide(
+        "churn-2",
+        3,
+        spec(Stage.PRODUCTION, APPROVAL),
+        verified_status(Stage.STAGING),
+        Observations(None, (requested, staging)),
+        NOW,
+    )
+    assert d.status.stage == Stage.PRODUCTION
+    assert [x.name for x in d.demotions] == ["churn-1"]
+    archived = d.demotions[0].status
+    assert archived.stage == Stage.ARCHIVED
+    assert (archived.history[-1].from_value, archived.history[-1].to_value) == (Stage.STAGING, Stage.ARCHIVED)
+    assert d.demotions[0].resource_version == "41"
+
+
+def test_failed_stays_failed_over_several_decisions():
+    """A digest mismatch is final for an immutable artifact: later reads that match, or fail, never
+    move it (only a Pending version is re-read)."""
+    status = decide(
+        "churn-2",
+        1,
+        spec(),
+        ModelVersionStatus(),
+        Observations(DigestObservation("mismatch", "sha256:" + "b" * 64)),
+        NOW,
+    ).status
+    assert status.phase == Phase.FAILED
+    later = [
+        DigestObservation("match", DIGEST, 10),
+        DigestObservation("unreachable", error="connection refused"),
+        DigestObservation("match", DIGEST, 10),
+        DigestObservation("mismatch", "sha256:" + "c" * 64),
+    ]
+    for i, obs in enumerate(later, start=1):
+        d = decide("churn-2", 1, spec(), status, Observations(obs), NOW + timedelta(minutes=i))
+        assert d.status.phase == Phase.FAILED
+        assert d.status.verified_digest is None
+        assert d.retry_after_seconds is None
+        assert not any(e.reason in ("ArtifactVerified", "ArtifactUnreachable") for e in d.events)
+        assert get_condition(d.status.conditions, "Ready").reason == "DigestMismatch"
+        status = d.status
+    assert [h.event for h in status.history] == ["Registered", "Failed"]
+
+
+@pytest.mark.parametrize(
+    ("approved_at", "reason"),
+    [
+        (NOW, ""),
+        (NOW + timedelta(minutes=4), ""),  # within the 5-minute clock-skew allowance
+        (NOW + timedelta(minutes=5), ""),  # the boundary itself is allowed
+        (NOW + timedelta(minutes=5, seconds=1), "ApprovalInFuture"),
+        (NOW + timedelta(minutes=6), "ApprovalInFuture"),
+    ],
+)
+def test_approval_clock_skew_boundary(approved_at, reason):
+    approval = Approval(approved_by="bob", approved_at=approved_at, reason="holdout AUC 0.91")
+    verdict = evaluate(TransitionRequest(Stage.STAGING, Stage.PRODUCTION, Phase.VERIFIED, approval, NOW))
+    assert verdict.reason == reason
+    assert verdict.failed == bool(reason)

@@ -135,6 +135,7 @@ class Store:
         self.dependents: dict[str, set[Ref]] = {}
         self._gc_pending: set[Ref] = set()
         self._gc_scheduled = False
+        self._owner_ref_warned: set[str] = set()  # dependents' uids with an OwnerRefInvalidNamespace Event
         for res in BUILTINS:
             self._serve(res)
         for ns in DEFAULT_NAMESPACES:
@@ -957,6 +958,46 @@ class Store:
             return False
         return ref[1] in ("", dependent_ns)
 
+    def _owner_kind_namespaced(self, owner: Mapping[str, Any]) -> bool | None:
+        """Whether the owner reference's kind is namespaced; None for a kind the server does not serve."""
+        api_version = str(owner.get("apiVersion") or "")
+        group = api_version.rpartition("/")[0]
+        for r in self.resources.values():
+            if r.group == group and r.kind == owner.get("kind"):
+                return r.namespaced
+        return None
+
+    def _invalid_owner_ref(self, owner: Mapping[str, Any], dependent_ns: str) -> str | None:
+        """kube-controller-manager's rule (1.20+, docs "Owners and Dependents"): a namespaced owner
+        must be in its dependent's namespace, else the reference counts as absent; a cluster-scoped
+        dependent with a namespaced owner kind is unresolvable and never collected. The message of
+        the OwnerRefInvalidNamespace Warning both get; None when the reference is valid."""
+        if not dependent_ns and self._owner_kind_namespaced(owner):
+            return f"ownerRef {owner} does not resolve: a cluster-scoped object cannot have a namespaced owner"
+        ref = self.uids.get(str(owner.get("uid") or ""))
+        if dependent_ns and ref is not None and ref[1] not in ("", dependent_ns):
+            return f"ownerRef {owner} does not exist in namespace {dependent_ns!r}"
+        return None
+
+    def _warn_owner_ref(self, key: Key, ns: str, obj: Obj, message: str) -> None:
+        """The Warning Event kube's garbage collector records on the dependent (once per dependent)."""
+        meta = obj["metadata"]
+        if meta["uid"] in self._owner_ref_warned:
+            return
+        self._owner_ref_warned.add(meta["uid"])
+        res = self._res_for(key)
+        ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": ns or "default"},
+            "involvedObject": {"apiVersion": res.api_version, "kind": res.kind, "name": meta["name"],
+                               "namespace": ns or None, "uid": meta["uid"]},
+            "reason": "OwnerRefInvalidNamespace", "message": message, "type": "Warning",
+            "source": {"component": "garbage-collector-controller"}, "reportingComponent": "garbage-collector-controller",
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+        }  # fmt: skip
+        with contextlib.suppress(ApiError):
+            self.create(self.lookup("", "v1", "events"), ns or "default", event)
+
     def _schedule_gc(self, ref: Ref) -> None:
         self._gc_pending.add(ref)
         if self._gc_scheduled:
@@ -992,6 +1033,11 @@ class Store:
             refs = meta.get("ownerReferences") or []
             if not refs:
                 continue
+            invalid = [m for m in (self._invalid_owner_ref(r, ns) for r in refs) if m]
+            if invalid:
+                self._warn_owner_ref(key, ns, obj, invalid[0])
+            if not ns and any(self._owner_kind_namespaced(r) for r in refs):
+                continue  # unresolvable: kube never collects it
             alive = [r for r in refs if self._owner_alive(r.get("uid", ""), ns)]
             if alive and len(alive) < len(refs):
                 self._internal_update(key, ns, name, functools.partial(_set_owner_refs, refs=alive))

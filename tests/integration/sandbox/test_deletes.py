@@ -83,6 +83,47 @@ async def test_dependent_of_a_missing_owner_is_collected(http: Client) -> None:
     assert await _gone(http, f"{CM}/orphan")
 
 
+async def _owner_ref_warnings(http: Client, namespace: str, name: str) -> list[dict[str, Any]]:
+    path = f"/api/v1/namespaces/{namespace}/events"
+    for _ in range(50):
+        events = (await http.ok("GET", path, fieldSelector="reason=OwnerRefInvalidNamespace"))["items"]
+        found = [e for e in events if e["involvedObject"]["name"] == name]
+        if found:
+            return found
+        await asyncio.sleep(0.02)
+    return []
+
+
+async def test_a_namespaced_owner_in_another_namespace_counts_as_absent(http: Client) -> None:
+    """kube's rule: an owner reference names no namespace, so a namespaced owner must be in the
+    dependent's namespace; one elsewhere is absent, the dependent is collected (and warned about)."""
+    await http.ok("POST", "/api/v1/namespaces", {"metadata": {"name": "other"}})
+    other = "/api/v1/namespaces/other/configmaps"
+    owner = await http.ok("POST", other, {"metadata": {"name": "owner"}})
+    owner |= {"apiVersion": "v1", "kind": "ConfigMap"}
+    await http.ok("POST", other, owned_by(owner, "same-namespace"))
+    await http.ok("POST", CM, owned_by(owner, "cross-namespace"))
+    assert await _gone(http, f"{CM}/cross-namespace")
+    (warning,) = await _owner_ref_warnings(http, "default", "cross-namespace")
+    assert warning["type"] == "Warning"
+    assert warning["involvedObject"]["namespace"] == "default"
+    assert (await http.get(f"{other}/same-namespace"))[0] == 200  # its collection pass ran first
+    assert (await http.get(f"{other}/owner"))[0] == 200
+
+
+async def test_a_cluster_scoped_dependent_of_a_namespaced_owner_is_never_collected(http: Client) -> None:
+    """The reference cannot resolve (a cluster-scoped object has no namespace to look in): kube
+    warns and leaves the dependent, whether the owner exists or not."""
+    owner = await http.ok("POST", CM, {"metadata": {"name": "owner"}})
+    owner |= {"apiVersion": "v1", "kind": "ConfigMap"}
+    roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    await http.ok("POST", roles, owned_by(owner, "unresolvable"))
+    (warning,) = await _owner_ref_warnings(http, "default", "unresolvable")
+    assert "cluster-scoped" in warning["message"]
+    await http.ok("DELETE", f"{CM}/owner")
+    assert not await _gone(http, f"{roles}/unresolvable")
+
+
 async def test_orphan_and_foreground_propagation(http: Client) -> None:
     owner = await http.ok("POST", MV, model_version("a"))
     await http.ok("POST", CM, owned_by(owner, "kept"))
