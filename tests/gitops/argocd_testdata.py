@@ -47,6 +47,9 @@ EXPECTED_HEALTH: dict[str, str] = {
     "driftmonitor-suspended": "Suspended",
     "driftmonitor-failed": "Degraded",
     "driftmonitor-deleting": "Progressing",
+    "modelpolicy-fresh": "Progressing",
+    "modelpolicy-healthy": "Healthy",
+    "modelpolicy-deleting": "Progressing",
 }
 """What Argo CD must show at each lifecycle point (a monitor that found drift is Healthy)."""
 
@@ -94,6 +97,8 @@ def _partials(kind: str, fresh: Obj) -> dict[str, tuple[Obj, str]]:
             "Degraded",
         ),
     }
+    if kind == "ModelPolicy":
+        cases["partial-invalid-spec"] = (with_status(_invalid_policy_status(), generation=1), "Degraded")
     if kind == "ModelDeployment":
         cases["partial-rolledback-without-runs"] = (
             with_status(
@@ -107,6 +112,29 @@ def _partials(kind: str, fresh: Obj) -> dict[str, tuple[Obj, str]]:
             "Suspended",
         )
     return cases
+
+
+def _invalid_policy_status() -> Obj:
+    """The status the ModelPolicy handler writes for a spec it cannot parse (``policy_status``), which
+    the API server's validation keeps out of a live capture: the same error as a spec with an
+    unknown operator would give."""
+    import datetime as dt
+
+    from pydantic import ValidationError
+
+    from modelops.api.base import describe_spec_error
+    from modelops.api.modelpolicy import ModelPolicySpec, ModelPolicyStatus
+    from modelops.handlers.modelpolicy import policy_status
+    from tests.gitops.lifecycle import TIME
+
+    try:
+        ModelPolicySpec.model_validate({"modelName": "credit", "gates": [{"metric": "auc", "op": "=>", "value": 0.85}]})
+    except ValidationError as exc:
+        error = describe_spec_error(exc)
+    else:
+        raise AssertionError("ModelPolicySpec accepted op '=>'")
+    now = dt.datetime.fromisoformat(TIME)
+    return policy_status(ModelPolicyStatus(), None, error, 1, now).to_wire()
 
 
 # ----------------------------------------------------------------------------- actions
@@ -159,7 +187,7 @@ def write(objs: Mapping[str, Obj]) -> None:
     from tests.gitops.lua_sandbox import Sandbox
 
     lua = Sandbox()
-    for kind in ("ModelVersion", "ModelDeployment", "DriftMonitor"):
+    for kind in ("ModelVersion", "ModelDeployment", "DriftMonitor", "ModelPolicy"):
         folder = ARGOCD / kind
         testdata = folder / "testdata"
         for old in testdata.glob("*.yaml"):

@@ -1,4 +1,4 @@
-"""Objects of the three kinds at each lifecycle point, as the real operator leaves them in the
+"""Objects of the four kinds at each lifecycle point, as the real operator leaves them in the
 sandbox API server: the fixtures for the kstatus oracle, the Flux CEL expressions and Argo CD's
 Lua health checks and actions.
 
@@ -50,7 +50,12 @@ FRESH_NS = "gitops-fresh"
 HOLD = "gitops.example.com/hold"
 """A finalizer of our own, so a deleted object stays visible (as any other controller's would keep it)."""
 GROUP, VERSION = "modelops.dev", "v1alpha1"
-PLURALS = {"ModelVersion": "modelversions", "ModelDeployment": "modeldeployments", "DriftMonitor": "driftmonitors"}
+PLURALS = {
+    "ModelVersion": "modelversions",
+    "ModelDeployment": "modeldeployments",
+    "DriftMonitor": "driftmonitors",
+    "ModelPolicy": "modelpolicies",
+}
 KINDS = tuple(PLURALS)
 
 # The normalised stand-ins for what differs between runs.
@@ -67,11 +72,18 @@ POINTS: dict[str, tuple[str, ...]] = {
     "ModelVersion": ("fresh", "progressing", "healthy", "failed", "refused", "deleting"),
     "ModelDeployment": ("fresh", "progressing", "healthy", "paused", "failed", "deleting"),
     "DriftMonitor": ("fresh", "progressing", "healthy", "drifted", "suspended", "failed", "deleting"),
+    "ModelPolicy": ("fresh", "healthy", "deleting"),
 }
 """What each fixture shows. progressing: work underway (an unreachable artifact retried, pods not
 ready, a monitor waiting for its deployment); failed: needs a person (digest mismatch, rolled back
 by a failed analysis, no reference data); refused: Production asked without approval; paused: a
-canary at a pause step; drifted: the last check found drift (the monitor still works)."""
+canary at a pause step; drifted: the last check found drift (the monitor still works).
+
+ModelPolicy has no progressing or failed point: the operator never leaves a policy Reconciling
+(its effect is on ModelVersions), and the only way it stalls (InvalidSpec, a spec the operator
+cannot parse) cannot get past the API server's validation of the CRD schema and CEL rules, which
+say what the operator's model says. The Argo CD testdata carry that status as a partial object
+(tests/gitops/argocd_testdata.py, from the handler's own ``policy_status``)."""
 
 
 def fixture_name(kind: str, point: str) -> str:
@@ -248,12 +260,21 @@ class World:
             },
         }
 
-    def kind(self, obj: Obj) -> Any:
-        from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSION
+    def model_policy(self, name: str, model: str, **spec: Any) -> Obj:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "modelName": model,
+                "gates": [{"metric": "auc", "op": ">=", "value": 0.85}],
+                "championChallenger": {"metrics": [{"metric": "auc", "tolerance": 0.01}]},
+                **spec,
+            },
+        }
 
-        return {"ModelVersion": MODEL_VERSION, "ModelDeployment": MODEL_DEPLOYMENT, "DriftMonitor": DRIFT_MONITOR}[
-            obj["kind"]
-        ]
+    def kind(self, obj: Obj) -> Any:
+        return _resource(obj["kind"])
 
     def create(self, obj: Obj, namespace: str = NS, hold: bool = False) -> Obj:
         if hold:
@@ -261,10 +282,7 @@ class World:
         return dict(self.api.create(self.kind(obj), namespace, obj))
 
     def get(self, kind: str, name: str, namespace: str = NS) -> Obj:
-        from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSION
-
-        k = {"ModelVersion": MODEL_VERSION, "ModelDeployment": MODEL_DEPLOYMENT, "DriftMonitor": DRIFT_MONITOR}[kind]
-        return dict(self.api.get(k, namespace, name))
+        return dict(self.api.get(_resource(kind), namespace, name))
 
     def wait(self, kind: str, name: str, pred: Callable[[Obj], bool], what: str, timeout: float = 30.0) -> Obj:
         deadline = time.monotonic() + timeout
@@ -288,6 +306,17 @@ class World:
         deleting = self.wait(kind, name, lambda o: bool(o["metadata"].get("deletionTimestamp")), "deletionTimestamp")
         self.api.patch(self.kind(obj), NS, name, {"metadata": {"finalizers": None}})
         return deleting
+
+
+def _resource(kind: str) -> Any:
+    from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_POLICY, MODEL_VERSION
+
+    return {
+        "ModelVersion": MODEL_VERSION,
+        "ModelDeployment": MODEL_DEPLOYMENT,
+        "DriftMonitor": DRIFT_MONITOR,
+        "ModelPolicy": MODEL_POLICY,
+    }[kind]
 
 
 def cond(obj: Obj, ctype: str) -> Obj:
@@ -341,6 +370,7 @@ def _scenario(w: World, kubeconfig: Path) -> None:
         "ModelVersion": w.model_version("iris-v1", "iris", "1"),
         "ModelDeployment": w.model_deployment("iris", "iris-v1", [{"setWeight": 50}, {"pause": {}}]),
         "DriftMonitor": w.drift_monitor("iris-drift", {"deployment": "iris"}),
+        "ModelPolicy": w.model_policy("iris", "iris", autoPromoteToStaging=True),
     }
     for kind, obj in fresh.items():
         w.snap(kind, "fresh", w.create(obj, FRESH_NS))
@@ -352,6 +382,11 @@ def _scenario(w: World, kubeconfig: Path) -> None:
         "progressing",
         w.wait("DriftMonitor", "fraud-drift", ready("False", "WaitingForTarget"), "waiting"),
     )
+
+    # ModelPolicies, for models no other object here uses (a policy for iris would gate the
+    # ModelVersions below): Ready with the policy in one line; one held and deleted.
+    w.create(w.model_policy("credit", "credit", autoPromoteToStaging=True))
+    w.create(w.model_policy("loans", "loans"), hold=True)
 
     # The versions the deployments and monitors below use.
     for name in ("pricing", "ranking", "search"):
@@ -388,6 +423,9 @@ def _scenario(w: World, kubeconfig: Path) -> None:
     )
     w.wait("ModelVersion", "iris-v6", ready("True"), "Verified")
     w.snap("ModelVersion", "deleting", w.delete_held("ModelVersion", "iris-v6"))
+    w.snap("ModelPolicy", "healthy", w.wait("ModelPolicy", "credit", ready("True"), "Active"))
+    w.wait("ModelPolicy", "loans", ready("True"), "Active")
+    w.snap("ModelPolicy", "deleting", w.delete_held("ModelPolicy", "loans"))
 
     # The team's models of examples/gitops/models, as Argo CD or Flux would apply them (the
     # artifact read from this repository's copy of the same bytes).

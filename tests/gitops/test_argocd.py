@@ -19,7 +19,7 @@ from tests.gitops.argocd_testdata import ACTIONS, cli_request
 from tests.gitops.lifecycle import ARGOCD, ROOT, committed
 from tests.gitops.lua_sandbox import HEALTH_STATUSES, LuaScriptError, Sandbox
 
-KINDS = ("ModelVersion", "ModelDeployment", "DriftMonitor")
+KINDS = ("ModelVersion", "ModelDeployment", "DriftMonitor", "ModelPolicy")
 SCRIPTS = sorted(ARGOCD.glob("*/**/*.lua"))
 Obj = dict[str, Any]
 
@@ -252,6 +252,7 @@ def test_the_argocd_cm_snippet_carries_every_script():
         "resource.customizations.actions.modelops.dev_ModelDeployment",
         "resource.customizations.health.modelops.dev_DriftMonitor",
         "resource.customizations.health.modelops.dev_ModelDeployment",
+        "resource.customizations.health.modelops.dev_ModelPolicy",
         "resource.customizations.health.modelops.dev_ModelVersion",
     ]
     for kind in KINDS:

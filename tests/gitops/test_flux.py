@@ -19,10 +19,10 @@ from tests.gitops.flux_cel import FLUX_KUSTOMIZATION, documented_exprs, flux_sta
 from tests.gitops.lifecycle import ROOT, committed
 
 FLUX = ROOT / "examples" / "gitops" / "flux"
-KINDS = ("ModelVersion", "ModelDeployment", "DriftMonitor")
+KINDS = ("ModelVersion", "ModelDeployment", "DriftMonitor", "ModelPolicy")
 
 
-def test_the_docs_give_expressions_for_the_three_kinds():
+def test_the_docs_give_expressions_for_the_four_kinds():
     exprs = documented_exprs()
     assert sorted(exprs) == sorted(KINDS)
     for kind in KINDS:

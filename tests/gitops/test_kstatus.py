@@ -1,5 +1,5 @@
 """The kstatus port (tests/gitops/kstatus.py) against cli-utils' own cases, and kstatus's verdict on
-each committed lifecycle fixture of the three kinds."""
+each committed lifecycle fixture of the four kinds."""
 
 from __future__ import annotations
 

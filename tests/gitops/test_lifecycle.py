@@ -1,4 +1,4 @@
-"""The operator's status of all three kinds, live: the real operator against the sandbox API
+"""The operator's status of all four kinds, live: the real operator against the sandbox API
 server, driven through every lifecycle point once for the module (tests/gitops/lifecycle.py).
 
 - every status the operator ever wrote carries ``observedGeneration`` and the kstatus conditions
@@ -37,7 +37,7 @@ def _conditions(obj: dict) -> dict[str, dict]:
 def test_every_status_write_has_observed_generation_and_the_kstatus_conditions(live: Capture):
     written = [v for v in live.versions if v.get("status")]
     kinds = {v["kind"] for v in written}
-    assert kinds == {"ModelVersion", "ModelDeployment", "DriftMonitor"}
+    assert kinds == {"ModelVersion", "ModelDeployment", "DriftMonitor", "ModelPolicy"}
     for obj in written:
         name = f"{obj['kind']}/{obj['metadata']['name']} rv {obj['metadata'].get('resourceVersion')}"
         status, conds = obj["status"], _conditions(obj)
@@ -91,6 +91,7 @@ def test_the_argocd_testdata_are_the_fixtures(live: Capture):
             "modelversion": "ModelVersion",
             "modeldeployment": "ModelDeployment",
             "driftmonitor": "DriftMonitor",
+            "modelpolicy": "ModelPolicy",
         }
         kind, point = name.split("-", 1)
         path: Path = ARGOCD / kind_dir[kind] / "testdata" / f"{point}.yaml"
