@@ -42,12 +42,14 @@ from modelops.core.rollout_clock import next_check
 from modelops.core.version_selection import VersionInfo
 from modelops.images import operator_image
 from modelops.k8s import events
-from modelops.k8s.resources import MODEL_DEPLOYMENT, Conflict, CustomObjects, NotFound
+from modelops.k8s.resources import MODEL_DEPLOYMENT, Conflict, CustomObjects
 from modelops.k8s.rollout_io import (
+    Catalog,
     Observed,
     apply_decision,
     observe,
     owner_of,
+    read_object,
     sync_model_versions,
     take_measurements,
     write_status,
@@ -69,14 +71,29 @@ CLOCK_MARGIN_SECONDS = 0.005
 ACTIVE_PHASES = (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Key = tuple[str, str]
+VERSIONS_INDEX = "model_versions_by_model"
 
 _locks: dict[Key, threading.Lock] = {}
+_written: dict[Key, str] = {}
+"""The resourceVersion each ModelDeployment's last status write produced."""
 _locks_guard = threading.Lock()
 
 
 def _lock(namespace: str, name: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((namespace, name), threading.Lock())
+
+
+def _remember_write(key: Key, written: Mapping[str, Any]) -> None:
+    with _locks_guard:
+        _written[key] = str((written.get("metadata") or {}).get("resourceVersion"))
+
+
+def is_own_write(key: Key, resource_version: object) -> bool:
+    """The event is the echo of our own last status write: deciding again on it changes nothing
+    (a decision applied is a fixpoint; what else changes has its own event or the clock)."""
+    with _locks_guard:
+        return resource_version is not None and _written.get(key) == str(resource_version)
 
 
 @dataclass(frozen=True)
@@ -162,15 +179,19 @@ def _with_measurements(
 
 
 def reconcile(
-    api: CustomObjects, namespace: str, name: str, logger: Logger, now_fn: Callable[[], dt.datetime] | None = None
+    api: CustomObjects,
+    namespace: str,
+    name: str,
+    logger: Logger,
+    now_fn: Callable[[], dt.datetime] | None = None,
+    catalog: Catalog | None = None,
 ) -> Reconciled | None:
     """One reconcile of ModelDeployment ``namespace/name`` from a fresh read; None when it is gone
-    or being deleted."""
+    or being deleted. ``catalog``: the ModelVersions of a model, from the operator's index."""
     clock = now_fn or _utcnow
     with _lock(namespace, name), observe_reconcile(KIND) as outcome:
-        try:
-            body = api.get(MODEL_DEPLOYMENT, namespace, name)
-        except NotFound:
+        body = read_object(api.api, "ModelDeployment", namespace, name)
+        if body is None:
             outcome.result = "gone"
             return None
         if body["metadata"].get("deletionTimestamp"):
@@ -184,12 +205,12 @@ def reconcile(
                 _invalid(api, body, exc, now)
             return Reconciled(now, active=is_active(body), changed=False)
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        observed = observe(api, body, spec)
+        observed = observe(api, body, spec, catalog)
         decision = _with_measurements(spec, status, observed, body, now)
         try:
             changes = apply_decision(api, body, spec, decision, observed, ServerOptions(image=operator_image()))
             if decision.changed:
-                write_status(api, body, decision.status)
+                _remember_write((namespace, name), write_status(api, body, decision.status))
         except Conflict as exc:
             outcome.result = "retry"
             logger.debug("changed while reconciling, the newer version is reconciled next: %s", exc)
@@ -205,12 +226,14 @@ def reconcile(
         return Reconciled(now, active=active, changed=changed, wait_until=decision.wait_until)
 
 
-def _safely(api_factory: Any, clocks: Clocks, namespace: str, name: str, logger: Logger) -> None:
+def _safely(
+    api_factory: Any, clocks: Clocks, namespace: str, name: str, logger: Logger, catalog: Catalog | None = None
+) -> None:
     """Event and clock paths: a failure is logged and re-checked by the clock (or the next event)
     on fresh state; the outcome sets the clock."""
     key = (namespace, name)
     try:
-        outcome = reconcile(api_factory(), namespace, name, logger)
+        outcome = reconcile(api_factory(), namespace, name, logger, catalog=catalog)
     except Exception as exc:  # keep serving every other object
         logger.warning("reconcile of %s/%s failed, retrying on the next event or re-check: %s", namespace, name, exc)
         outcome = Reconciled(_utcnow(), active=True, changed=False)
@@ -218,6 +241,21 @@ def _safely(api_factory: Any, clocks: Clocks, namespace: str, name: str, logger:
         clocks.forget(key)
     else:
         clocks.record(key, outcome)
+
+
+def _catalog(kwargs: Mapping[str, Any]) -> Catalog | None:
+    """The lookup of a model's versions in kopf's index (passed to every handler as a kwarg)."""
+    index = kwargs.get(VERSIONS_INDEX)
+    if index is None:
+        return None
+
+    def lookup(namespace: str, model: str) -> tuple[VersionInfo, ...]:
+        try:
+            return tuple(index[(namespace, model)])
+        except KeyError:
+            return ()
+
+    return lookup
 
 
 def _owner_name(body: Mapping[str, Any]) -> str | None:
@@ -244,12 +282,25 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     seen_versions: dict[Key, VersionInfo] = {}
     seen_guard = threading.Lock()
 
+    @kopf.index(GROUP, VERSION, "modelversions", id=VERSIONS_INDEX, registry=registry)
+    def model_versions_by_model(**kwargs: Any) -> dict[tuple[str, str], VersionInfo]:
+        """Every ModelVersion by (namespace, model), so a modelName deployment chooses among its
+        model's versions without listing the registry at each reconcile (kopf fills the index
+        from the watch before any handler runs)."""
+        info = VersionInfo.from_object(kwargs["body"])
+        return {(str(kwargs["namespace"]), info.model_name): info}
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def model_deployment_event(**kwargs: Any) -> None:
+        key = (str(kwargs["namespace"]), str(kwargs["name"]))
         if kwargs.get("type") == "DELETED":
-            clocks.forget((str(kwargs["namespace"]), str(kwargs["name"])))
+            clocks.forget(key)
+            with _locks_guard:
+                _written.pop(key, None)
             return
-        _safely(api_factory, clocks, str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"])
+        if is_own_write(key, (kwargs["body"].get("metadata") or {}).get("resourceVersion")):
+            return
+        _safely(api_factory, clocks, str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"], _catalog(kwargs))
 
     @kopf.daemon(
         GROUP,
@@ -266,13 +317,14 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
         until the due time its reconciles set, re-reading it at least every CLOCK_SLICE_SECONDS.
         """
         namespace, name, logger = str(kwargs["namespace"]), str(kwargs["name"]), kwargs["logger"]
-        key, loop, first = (namespace, name), asyncio.get_running_loop(), True
+        key, loop, first, catalog = (namespace, name), asyncio.get_running_loop(), True, _catalog(kwargs)
         while not stopped:
             due, now = clocks.due(key), _utcnow()
             if (first and due is None) or (due is not None and due <= now):
                 # in kopf's context (its Event poster and settings live in context variables)
                 context = contextvars.copy_context()
-                await loop.run_in_executor(None, context.run, _safely, api_factory, clocks, namespace, name, logger)
+                args = (api_factory, clocks, namespace, name, logger, catalog)
+                await loop.run_in_executor(None, context.run, _safely, *args)
             else:
                 left = CLOCK_SLICE_SECONDS if due is None else (due - now).total_seconds() + CLOCK_MARGIN_SECONDS
                 await stopped.wait(min(CLOCK_SLICE_SECONDS, left))
@@ -282,7 +334,7 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     def model_server_event(**kwargs: Any) -> None:
         owner = _owner_name(kwargs["body"])
         if owner is not None:
-            _safely(api_factory, clocks, str(kwargs["namespace"]), owner, kwargs["logger"])
+            _safely(api_factory, clocks, str(kwargs["namespace"]), owner, kwargs["logger"], _catalog(kwargs))
 
     @kopf.on.event(GROUP, VERSION, "modelversions", registry=registry)
     def model_version_event(**kwargs: Any) -> None:
@@ -307,7 +359,7 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             return
         for md in deployments:
             if _tracks_model(md, body):
-                _safely(api_factory, clocks, namespace, md["metadata"]["name"], kwargs["logger"])
+                _safely(api_factory, clocks, namespace, md["metadata"]["name"], kwargs["logger"], _catalog(kwargs))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True)
     def model_deployment_deleted(**kwargs: Any) -> None:
@@ -319,7 +371,7 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             body = dict(kwargs["body"])
             spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
             api = api_factory()
-            sync_model_versions(api, owner_of(body), None, observe(api, body, spec))
+            sync_model_versions(api, owner_of(body), None, observe(api, body, spec, _catalog(kwargs)))
         except Exception as exc:  # best effort: children are garbage-collected
             kwargs["logger"].info("could not clear ModelVersion deployments of %s: %s", name, exc)
 

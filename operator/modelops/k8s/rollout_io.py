@@ -11,8 +11,9 @@ concurrent change is a 409 and a retry, never a lost update.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from modelops.api.modeldeployment import AnalysisMetric, MetricResult, ModelDeploymentSpec, ModelDeploymentStatus
 from modelops.core.model_server_manifests import (
+    DEPLOYMENT_LABEL,
     REVISION_ANNOTATION,
     VERSION_ANNOTATION,
     DeploymentRef,
@@ -34,6 +36,7 @@ from modelops.core.model_server_manifests import (
     build_http_route,
     build_services,
     build_track_deployment,
+    label_value,
     server_revision,
     track_deployment_name,
 )
@@ -41,7 +44,7 @@ from modelops.core.rollout import Blocker, Decision, RolloutObservations, TrackO
 from modelops.core.version_selection import VersionInfo, select_version
 from modelops.k8s.analysis import AnalysisTarget, default_prometheus_url, measure
 from modelops.k8s.client import describe_unreachable
-from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, NotFound, Rejected
+from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +104,60 @@ def track_observation(deployment: Obj | None) -> TrackObservation:
     )
 
 
-def _read(fn: Callable[..., Any], api: client.ApiClient, *args: Any) -> Obj | None:
+PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
+    "HTTPRoute": f"/apis/{GATEWAY_GROUP}/{GATEWAY_VERSION}/namespaces/{{namespace}}/httproutes/{{name}}",
+    "Gateway": f"/apis/{GATEWAY_GROUP}/{GATEWAY_VERSION}/namespaces/{{namespace}}/gateways/{{name}}",
+    "ModelDeployment": "/apis/modelops.dev/v1alpha1/namespaces/{namespace}/modeldeployments/{name}",
+    "ModelVersion": "/apis/modelops.dev/v1alpha1/namespaces/{namespace}/modelversions/{name}",
+}
+
+
+def read_object(api: client.ApiClient, kind: str, namespace: str, name: str) -> Obj | None:
+    """The object as the API server sent it (plain JSON), None when absent.
+
+    The typed client would build and validate a model of every field, which a reconcile then
+    turned back into a dict: most of a reconcile's CPU, for a read whose result is used as JSON.
+    """
+    return _get_json(api, PATHS[kind], {"namespace": namespace, "name": name}, [], f"{kind}/{name}")
+
+
+def list_objects(api: client.ApiClient, kind: str, namespace: str, label_selector: str) -> dict[str, Obj]:
+    """The objects of ``kind`` matching ``label_selector``, by name (plain JSON, one request)."""
+    path = PATHS[kind].rsplit("/", 1)[0]
+    found = _get_json(api, path, {"namespace": namespace}, [("labelSelector", label_selector)], f"{kind} list")
+    return {o["metadata"]["name"]: o for o in (found or {}).get("items") or []}
+
+
+def _get_json(
+    api: client.ApiClient, path: str, path_params: dict[str, str], query: list[tuple[str, str]], what: str
+) -> Obj | None:
+    method, url, headers, body, post = api.param_serialize(
+        method="GET",
+        resource_path=path,
+        path_params=path_params,
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
     try:
-        result: Obj = api.sanitize_for_serialization(fn(*args))
-        return result
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise _translate(exc, "read") from exc
+        resp = api.call_api(method, url, headers, body, post)
+        data = resp.read()
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise describe_unreachable(api, exc) from exc
+    if resp.status == 404:
+        return None
+    if not 200 <= resp.status <= 299:
+        text = data.decode("utf-8", "replace")
+        try:
+            ApiException.from_response(http_resp=resp, body=text, data=None)
+        except ApiException as exc:
+            raise _translate(exc, f"read {what}") from exc
+        raise Rejected(f"read {what}: {resp.status}: {text[:300]}")
+    result: Obj = json.loads(data)
+    return result
 
 
 def _translate(exc: ApiException, what: str) -> Exception:
@@ -142,10 +189,7 @@ def _gateway_blockers(api: client.ApiClient, namespace: str, spec: ModelDeployme
         ]
     blockers = []
     for ref in gateway.parent_refs:
-        found = _read(
-            custom.get_namespaced_custom_object, api, GATEWAY_GROUP, GATEWAY_VERSION, namespace, "gateways", ref.name
-        )
-        if found is None:
+        if read_object(api, "Gateway", namespace, ref.name) is None:
             blockers.append(
                 Blocker(
                     "GatewayNotFound",
@@ -159,8 +203,7 @@ def _secret_blockers(api: client.ApiClient, namespace: str, spec: ModelDeploymen
     ref = spec.server.artifact_credentials
     if ref is None:
         return []
-    core = CoreV1Api(api)
-    if _read(core.read_namespaced_secret, api, ref.name, namespace) is None:
+    if read_object(api, "Secret", namespace, ref.name) is None:
         return [
             Blocker(
                 "SecretNotFound",
@@ -170,17 +213,13 @@ def _secret_blockers(api: client.ApiClient, namespace: str, spec: ModelDeploymen
     return []
 
 
-def _version_objects(
-    api: CustomObjects, namespace: str, spec: ModelDeploymentSpec, status: Mapping[str, Any]
-) -> dict[str, Obj]:
-    """The ModelVersions one decision can touch, so a reconcile costs the same at 10 or 10,000 versions.
+Catalog = Callable[[str, str], Sequence[VersionInfo]]
+"""(namespace, model name) -> that model's ModelVersions, from the operator's watch (kopf index)."""
 
-    ``modelName`` must see every version of the namespace to pick the newest eligible one; a
-    ``versionRef`` deployment reads only the named version and those its status names (stable,
-    canary, failed, per track): exactly the versions whose ``status.deployments`` it may change.
-    """
-    if spec.model.version_ref is None:
-        return {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, namespace)}
+
+def _touched_names(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> set[str]:
+    """The versions whose ``status.deployments`` this deployment may change: the one it names,
+    and those its status names (stable, canary, failed, per track)."""
     tracks = status.get("tracks") or {}
     names = {
         spec.model.version_ref,
@@ -189,42 +228,69 @@ def _version_objects(
         status.get("failedVersion"),
         *((tracks.get(t) or {}).get("version") for t in ("stable", "canary")),
     }
+    return {n for n in names if isinstance(n, str) and n}
+
+
+def _read_versions(api: CustomObjects, namespace: str, names: set[str]) -> dict[str, Obj]:
     objects: dict[str, Obj] = {}
-    for name in sorted(n for n in names if isinstance(n, str) and n):
-        try:
-            objects[name] = api.get(MODEL_VERSION, namespace, name)
-        except NotFound:
-            continue
+    for name in sorted(names):
+        found = read_object(api.api, "ModelVersion", namespace, name)
+        if found is not None:
+            objects[name] = found
     return objects
 
 
-def observe(api: CustomObjects, body: Mapping[str, Any], spec: ModelDeploymentSpec) -> Observed:
+def _version_objects(
+    api: CustomObjects,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    status: Mapping[str, Any],
+    catalog: Catalog | None = None,
+) -> tuple[dict[str, Obj], list[VersionInfo]]:
+    """The ModelVersions one decision can touch (read fresh), and the candidates the selection
+    chooses among, so a reconcile costs the same at 10 or 10,000 versions.
+
+    ``versionRef``: the named version is the only candidate. ``modelName``: every version of the
+    model is, from ``catalog`` (the operator's index, no API call) with the fresh reads laid over
+    it; without a catalog, every version of the namespace is listed.
+    """
+    names = _touched_names(spec, status)
+    model = spec.model.model_name
+    if model is None:
+        objects = _read_versions(api, namespace, names)
+        return objects, [VersionInfo.from_object(o) for o in objects.values()]
+    if catalog is None:
+        listed = {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, namespace)}
+        objects = {n: o for n, o in listed.items() if n in names}
+        return objects, [VersionInfo.from_object(o) for o in listed.values()]
+    indexed = {v.name: v for v in catalog(namespace, model)}
+    chosen = select_version(spec.model, list(indexed.values())).version
+    objects = _read_versions(api, namespace, names | ({chosen.name} if chosen is not None else set()))
+    fresh = {n: VersionInfo.from_object(o) for n, o in objects.items()}
+    for name in set(indexed) & set(names | ({chosen.name} if chosen is not None else set())) - set(fresh):
+        del indexed[name]  # deleted since the index saw it
+    return objects, list({**indexed, **fresh}.values())
+
+
+def observe(
+    api: CustomObjects, body: Mapping[str, Any], spec: ModelDeploymentSpec, catalog: Catalog | None = None
+) -> Observed:
     """Everything one decision needs: versions, both tracks, the route, missing prerequisites."""
     owner = owner_of(body)
-    objects = _version_objects(api, owner.namespace, spec, body.get("status") or {})
+    objects, candidates = _version_objects(api, owner.namespace, spec, body.get("status") or {}, catalog)
     versions = {name: VersionInfo.from_object(o) for name, o in objects.items()}
-    apps = AppsV1Api(api.api)
     deployments: dict[str, Obj | None] = {
-        track: _read(apps.read_namespaced_deployment, api.api, track_deployment_name(owner, track), owner.namespace)
+        track: read_object(api.api, "Deployment", owner.namespace, track_deployment_name(owner, track))
         for track in ("stable", "canary")
     }
     route = None
     blockers = [*_secret_blockers(api.api, owner.namespace, spec), *_gateway_blockers(api.api, owner.namespace, spec)]
     route_manifest = build_http_route(owner, spec, 0)
     if route_manifest is not None and not any(b.reason == "GatewayAPIMissing" for b in blockers):
-        custom = CustomObjectsApi(api.api)
-        route = _read(
-            custom.get_namespaced_custom_object,
-            api.api,
-            GATEWAY_GROUP,
-            GATEWAY_VERSION,
-            owner.namespace,
-            "httproutes",
-            route_manifest["metadata"]["name"],
-        )
+        route = read_object(api.api, "HTTPRoute", owner.namespace, route_manifest["metadata"]["name"])
     obs = RolloutObservations(
         generation=int(body["metadata"].get("generation") or 1),
-        selection=select_version(spec.model, list(versions.values())),
+        selection=select_version(spec.model, candidates),
         server_revision=server_revision(spec.server),
         stable=track_observation(deployments["stable"]),
         canary=track_observation(deployments["canary"]),
@@ -243,28 +309,31 @@ def _quantity_equal(a: str, b: str) -> bool:
         return False
 
 
+_QUANTITY_KEYS = frozenset({"resources", "requests", "limits"})
+
+
 def differs(desired: Any, live: Any, quantities: bool = False) -> bool:
     """True when a field we set differs from the live object; fields we do not set are ignored,
-    and resource quantities compare by value ("500m" == "0.5")."""
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
+    and resource quantities compare by value ("500m" == "0.5"). (Plain dicts and lists: JSON as
+    built and as read; runs on every child at every reconcile.)"""
+    if desired == live:
+        return False
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
             return True
-        return any(
-            differs(v, live.get(k), quantities or k in ("resources", "requests", "limits")) for k, v in desired.items()
-        )
+        return any(differs(v, live.get(k), quantities or k in _QUANTITY_KEYS) for k, v in desired.items())
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return True
         return any(differs(d, lv, quantities) for d, lv in zip(desired, live, strict=True))
-    if quantities and isinstance(desired, str) and isinstance(live, str | int | float) and desired != live:
+    if quantities and isinstance(desired, str) and isinstance(live, str | int | float):
         return not _quantity_equal(desired, str(live))
-    return bool(desired != live)
+    return True
 
 
 @dataclass(frozen=True)
 class _Ops:
     create: Callable[..., Any]
-    read: Callable[..., Any]
     patch: Callable[..., Any]
 
 
@@ -273,14 +342,12 @@ def _ops(api: client.ApiClient, kind: str) -> _Ops:
         apps = AppsV1Api(api)
         return _Ops(
             apps.create_namespaced_deployment,
-            apps.read_namespaced_deployment,
             lambda n, ns, b: apps.patch_namespaced_deployment(n, ns, b, _content_type=MERGE_PATCH),
         )
     if kind == "Service":
         core = CoreV1Api(api)
         return _Ops(
             core.create_namespaced_service,
-            core.read_namespaced_service,
             lambda n, ns, b: core.patch_namespaced_service(n, ns, b, _content_type=MERGE_PATCH),
         )
     if kind == "HTTPRoute":
@@ -288,7 +355,6 @@ def _ops(api: client.ApiClient, kind: str) -> _Ops:
         g, v, plural = GATEWAY_GROUP, GATEWAY_VERSION, "httproutes"
         return _Ops(
             lambda ns, b: custom.create_namespaced_custom_object(g, v, ns, plural, b),
-            lambda n, ns: custom.get_namespaced_custom_object(g, v, ns, plural, n),
             lambda n, ns, b: custom.patch_namespaced_custom_object(g, v, ns, plural, n, b, _content_type=MERGE_PATCH),
         )
     raise ValueError(f"no apply support for kind {kind}")
@@ -303,7 +369,7 @@ def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, kno
     what = f"{kind}/{name}"
     try:
         if not known:
-            live = _read(ops.read, api, name, ns)
+            live = read_object(api, kind, ns, name)
         if live is None:
             try:
                 ops.create(ns, obj)
@@ -311,7 +377,7 @@ def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, kno
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-            live = _read(ops.read, api, name, ns)
+            live = read_object(api, kind, ns, name)
             if live is None:
                 raise Conflict(f"{what}: created and deleted concurrently")
         wanted = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
@@ -366,8 +432,9 @@ def apply_decision(
 
     if decision.stable is None and decision.canary is None:
         return changes  # nothing deployed yet (no version, or a prerequisite missing)
+    services = list_objects(ac, "Service", owner.namespace, f"{DEPLOYMENT_LABEL}={label_value(owner.name)}")
     for service in build_services(owner, spec):
-        note(service, apply_child(ac, service))
+        note(service, apply_child(ac, service, services.get(service["metadata"]["name"]), known=True))
     route = build_http_route(owner, spec, decision.route_weight or 0) if decision.route_weight is not None else None
     blocked_route = any(b.reason == "GatewayAPIMissing" for b in observed.obs.blockers)
     live_weight = _route_weight(observed.route)
