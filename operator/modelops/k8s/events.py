@@ -6,8 +6,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import kopf
-
 from modelops.core.registry import EventSpec
 
 _URI_CREDENTIALS = re.compile(r"(//)[^/@\s]+:[^/@\s]+@")
@@ -19,5 +17,7 @@ def redact(message: str) -> str:
 
 
 def record(body: Mapping[str, Any], events: Iterable[EventSpec]) -> None:
+    import kopf  # here, not at the top: `redact` is imported by the drift check's pod, which never needs kopf
+
     for ev in events:
         kopf.event(body, type=ev.type, reason=ev.reason, message=redact(ev.message)[:1024])  # type: ignore[arg-type]
