@@ -126,8 +126,9 @@ def same_partition(codes: np.ndarray, keys: list[Any]) -> bool:
     picks=hst.lists(hst.integers(0, 40), min_size=1, max_size=80),
     split=hst.integers(0, 80),
     hasher=hst.sampled_from(["real", "constant", "by-length"]),
+    block=hst.sampled_from([1, 2, 7, 1 << 18]),
 )
-def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks, split, hasher):
+def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks, split, hasher, block):
     """Short keys take the numpy path (words + hash + sort, verified byte for byte), keys over 64
     bytes Arrow's hash table; a degenerate hash makes every key collide and must change nothing."""
     keys = [pool[i] if i < len(pool) else None for i in picks]
@@ -137,7 +138,9 @@ def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks
         "constant": lambda w, n: np.zeros(n.size, dtype=np.uint64),
         "by-length": lambda w, n: (n % 3).astype(np.uint64),
     }
-    pc, lc, size = lj.encode_keys(pa.array(pred, pa.string()), pa.array(lab, pa.string()), hasher=hashers[hasher])
+    pc, lc, size = lj.encode_keys(
+        pa.array(pred, pa.string()), pa.array(lab, pa.string()), hasher=hashers[hasher], verify_block=block
+    )
     codes = np.concatenate([pc, lc])
     assert same_partition(codes, keys)
     assert size == len({k for k in keys if k is not None})

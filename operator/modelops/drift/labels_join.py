@@ -73,11 +73,13 @@ def _as_string_keys(values: Any) -> Any:
         chunks = out
     elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
         chunks = [pc.cast(c, pa.string()) for c in chunks]
-    return [c.cast(pa.large_string()) for c in chunks]
+    return list(chunks)
 
 
 MAX_WORDS = 8
 """Keys up to 64 bytes take the numpy path; longer ones are hashed by Arrow."""
+VERIFY_BLOCK = 1 << 18
+"""Rows compared per gather when verifying equal hashes (bounds that step's memory)."""
 _C1 = np.uint64(0x9E3779B97F4A7C15)
 _C2 = np.uint64(0xBF58476D1CE4E5B9)
 _C3 = np.uint64(0x94D049BB133111EB)
@@ -85,14 +87,19 @@ _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 """The low ``k`` bytes of a little-endian word: what belongs to a key whose tail is ``k`` bytes."""
 
 
-def _key_words(arr: Any) -> tuple[npt.NDArray[np.uint64], IntArray, BoolArray] | None:
-    """Each string key as zero-padded little-endian 64-bit words (one contiguous row per word
-    index: shape ``(words, n)``), its length and validity; None for keys over 64 bytes.
+@dataclass(frozen=True)
+class _StringColumn:
+    """An Arrow string array's buffers as numpy: where each key starts, its length, validity."""
 
-    Word ``j`` of every key is one unaligned 8-byte load at ``start + 8 j``, masked to the key's
-    length: a strided read when every key has the same length (UUIDs, hashes, padded numbers),
-    a gather otherwise.
-    """
+    data: npt.NDArray[np.uint8]
+    starts: IntArray
+    lengths: IntArray
+    valid: BoolArray
+    longest: int
+    uniform: bool  # every key the same length, stored back to back
+
+
+def _string_column(arr: Any) -> _StringColumn:
     import pyarrow as pa
 
     n = len(arr)
@@ -106,47 +113,48 @@ def _key_words(arr: Any) -> tuple[npt.NDArray[np.uint64], IntArray, BoolArray] |
         if arr.null_count
         else np.ones(n, dtype=np.bool_)
     )
-    starts = offsets[:-1]
     lengths = np.diff(offsets)
     longest = int(lengths.max()) if n else 0
-    words_n = max(1, -(-longest // 8))
-    if words_n > MAX_WORDS:
-        return None
-    words = np.empty((words_n, n), dtype=np.uint64)
-    if n == 0 or longest == 0:
-        words.fill(0)
-        return words, lengths, valid
-    # 8-byte loads that would run past the buffer read from a zero-padded copy of its tail.
+    uniform = n > 0 and bool(np.all(lengths == longest)) and int(offsets[-1] - offsets[0]) == n * longest
+    return _StringColumn(data, offsets[:-1], lengths, valid, longest, uniform)
+
+
+def _fill_words(col: _StringColumn, out: npt.NDArray[np.uint64]) -> None:
+    """Write each key as zero-padded little-endian 64-bit words: ``out[j]`` is word ``j`` of every key.
+
+    Word ``j`` is one unaligned 8-byte load at ``start + 8 j``, masked to the key's length: a
+    strided read when every key has the same length (UUIDs, hashes, padded numbers), a gather
+    otherwise. Loads that would run past the buffer read a zero-padded copy of its tail.
+    """
+    n = col.starts.size
+    data = col.data
     last_safe = data.size - 8
     tail = np.zeros(16, dtype=np.uint8)
-    tail[: min(8, data.size)] = data[max(0, last_safe) :]
+    if data.size:
+        tail[: min(8, data.size)] = data[max(0, last_safe) :]
     tail_words = np.ndarray(shape=(9,), dtype="<u8", buffer=tail, strides=(1,))
-    body = (
-        np.ndarray(shape=(last_safe + 1,), dtype="<u8", buffer=data, strides=(1,))
-        if last_safe >= 0
-        else np.zeros(0, dtype=np.uint64)
-    )
-    uniform = bool(np.all(lengths == longest)) and int(offsets[-1] - offsets[0]) == n * longest
-    for j in range(words_n):
-        mask = _MASKS[min(max(longest - 8 * j, 0), 8)] if uniform else _MASKS[np.clip(lengths - 8 * j, 0, 8)]
-        first = int(starts[0]) + 8 * j
-        if uniform and first + (n - 1) * longest <= last_safe:
-            # Every key the same length: word j of all keys is one strided read, no gather.
-            loaded = np.ndarray(shape=(n,), dtype="<u8", buffer=data, offset=first, strides=(longest,))
-        else:
-            pos = starts + 8 * j
-            loaded = body[np.clip(pos, 0, max(last_safe, 0))] if last_safe >= 0 else np.zeros(n, dtype=np.uint64)
-            late = np.flatnonzero(pos > last_safe)
-            if late.size:
-                loaded = np.array(loaded, dtype=np.uint64)
-                loaded[late] = tail_words[np.minimum(pos[late] - max(last_safe, 0), 8)]
-        np.bitwise_and(loaded, mask, out=words[j])
-    return words, lengths, valid
+    body = np.ndarray(shape=(last_safe + 1,), dtype="<u8", buffer=data, strides=(1,)) if last_safe >= 0 else None
+    for j in range(out.shape[0]):
+        if n == 0 or 8 * j >= col.longest:
+            out[j] = 0
+            continue
+        first = int(col.starts[0]) + 8 * j
+        if col.uniform and first + (n - 1) * col.longest <= last_safe:
+            loaded = np.ndarray(shape=(n,), dtype="<u8", buffer=data, offset=first, strides=(col.longest,))
+            np.bitwise_and(loaded, _MASKS[min(col.longest - 8 * j, 8)], out=out[j])
+            continue
+        pos = col.starts + 8 * j
+        loaded = body[np.clip(pos, 0, last_safe)] if body is not None else np.zeros(n, dtype=np.uint64)
+        late = np.flatnonzero(pos > last_safe)
+        if late.size:
+            loaded[late] = tail_words[np.minimum(pos[late] - max(last_safe, 0), 8)]
+        np.bitwise_and(loaded, _MASKS[np.clip(col.lengths - 8 * j, 0, 8)], out=out[j])
 
 
-def _hash(words: npt.NDArray[np.uint64], lengths: IntArray) -> npt.NDArray[np.uint64]:
+def _hash(words: npt.NDArray[np.uint64], lengths: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
     """A 64-bit hash of each key (a column of ``words``): multiply-xor per word, splitmix finaliser."""
-    h = lengths.astype(np.uint64) * _C1
+    h = lengths.astype(np.uint64)
+    h *= _C1
     for word in words:
         h ^= word
         h *= _C2
@@ -156,99 +164,120 @@ def _hash(words: npt.NDArray[np.uint64], lengths: IntArray) -> npt.NDArray[np.ui
     return h
 
 
-Hasher = Callable[[npt.NDArray[np.uint64], IntArray], npt.NDArray[np.uint64]]
+Hasher = Callable[[npt.NDArray[np.uint64], npt.NDArray[Any]], npt.NDArray[np.uint64]]
 
 
-def _fast_codes(pred: Any, labels: Any, hasher: Hasher = _hash) -> tuple[IntArray, int] | None:
+def _fast_codes(
+    pred: list[Any], labels: list[Any], hasher: Hasher = _hash, verify_block: int = VERIFY_BLOCK
+) -> tuple[IntArray, int] | None:
     """Shared integer codes by sorting packed (hash, row) keys; None when keys are too long.
 
-    The top bits of a 64-bit hash and the row number share one uint64, so a single plain
-    ``np.sort`` groups equal keys; then every row is compared byte for byte with the row before
-    it in sorted order, and a group that turns out to mix keys (a hash collision) is split
-    exactly.
+    ``pred`` and ``labels`` are lists of Arrow string arrays (chunks, read in place). The top bits
+    of a 64-bit hash and the row number share one uint64, so a single plain ``np.sort`` groups
+    equal keys; then every row is compared byte for byte with the row before it in sorted order,
+    and a group that turns out to mix keys (a hash collision) is split exactly. Each key is one
+    record of its words and length (row-major), written once, hashed, then gathered into sorted
+    order in one pass: at a million keys, every extra copy costs page faults.
     """
-    parts = (_key_words(pred), _key_words(labels))
-    pred_part, label_part = parts
-    if pred_part is None or label_part is None:
+    chunks = [*pred, *labels]
+    columns = [_string_column(c) for c in chunks]
+    longest = max((c.longest for c in columns), default=0)
+    words_n = max(1, -(-longest // 8))
+    if words_n > MAX_WORDS:
         return None
-    (pred_words, pred_len, pred_valid), (label_words, label_len, label_valid) = pred_part, label_part
-    n_pred = len(pred)
-    total = n_pred + len(labels)
-    words_n = max(pred_words.shape[0], label_words.shape[0])
-    lengths = np.concatenate([pred_len, label_len])
-    valid = np.concatenate([pred_valid, label_valid])
-
-    def word(j: int) -> npt.NDArray[np.uint64]:
-        """Word j of every key, predictions then labels (zero past a key's words)."""
-        a = pred_words[j] if j < pred_words.shape[0] else np.zeros(n_pred, dtype=np.uint64)
-        b = label_words[j] if j < label_words.shape[0] else np.zeros(total - n_pred, dtype=np.uint64)
-        return np.concatenate([a, b])
-
+    total = sum(c.starts.size for c in columns)
+    records = np.empty((total, words_n + 1), dtype=np.uint64)
+    at = 0
+    for col in columns:
+        size = col.starts.size
+        _fill_words(col, records[at : at + size, :words_n].T)
+        records[at : at + size, words_n] = col.lengths
+        at += size
+    words = records[:, :words_n].T
+    lengths = records[:, words_n]
+    valid = np.concatenate([c.valid for c in columns]) if columns else np.zeros(0, dtype=np.bool_)
     codes = np.full(total, -1, dtype=np.int64)
     rows = np.flatnonzero(valid).astype(np.uint64)
     if rows.size == 0:
         return codes, 0
     row_bits = np.uint64(max(1, int(total).bit_length()))
     all_valid = rows.size == total
-    words = np.stack([word(j) if all_valid else word(j)[valid] for j in range(words_n)])
-    hashed = hasher(words, lengths if all_valid else lengths[valid])
-    del words
-    packed = np.sort(((hashed >> row_bits) << row_bits) | rows)
-    order = (packed & ((np.uint64(1) << row_bits) - np.uint64(1))).astype(np.int64)
-    prefix = packed >> row_bits
-    first = np.concatenate(([True], prefix[1:] != prefix[:-1]))
-    group = np.cumsum(first) - 1
+    packed = hasher(words if all_valid else words[:, valid], lengths if all_valid else lengths[valid])
+    packed >>= row_bits
+    packed <<= row_bits
+    packed |= rows
+    packed.sort()
+    order = np.bitwise_and(packed, (np.uint64(1) << row_bits) - np.uint64(1)).view(np.int64)
+    packed >>= row_bits  # now the hash prefix alone
+    first = np.empty(packed.size, dtype=np.bool_)
+    first[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=first[1:])
+    del packed
+    group = np.cumsum(first, dtype=np.int64)
+    group -= 1
     codes[order] = group
     n_keys = int(group[-1]) + 1
-    # Exactness: within a group, each row must equal the one before it in sorted order.
-    ordered = lengths[order]
-    differs = ordered[1:] != ordered[:-1]
-    for j in range(words_n):
-        ordered_word = word(j)[order]
-        differs |= ordered_word[1:] != ordered_word[:-1]
-    mixed = differs & ~first[1:]
+    del group
+    # Exactness: within a group, each row must equal the one before it in sorted order. Records
+    # are gathered into that order a block at a time (a block overlaps the previous by one row).
+    as_records = records.view(np.dtype((np.void, 8 * (words_n + 1)))).ravel()
+    mixed = np.zeros(max(order.size - 1, 0), dtype=np.bool_)
+    for lo in range(0, order.size - 1, verify_block):
+        hi = min(lo + verify_block + 1, order.size)
+        block = np.take(as_records, order[lo:hi]).view(np.uint64).reshape(hi - lo, words_n + 1)
+        differs = mixed[lo : hi - 1]
+        np.not_equal(block[1:, words_n], block[:-1, words_n], out=differs)
+        for j in range(words_n):  # column by column: faster than one 2-D comparison and any()
+            differs |= block[1:, j] != block[:-1, j]
+    mixed &= ~first[1:]
     if np.any(mixed):
-        n_keys = _split_collisions(codes, order[1:][mixed], pred, labels, n_keys)
+        n_keys = _split_collisions(codes, order[1:][mixed], chunks, n_keys)
     return codes, n_keys
 
 
-def _split_collisions(codes: IntArray, mixed_rows: IntArray, pred: Any, labels: Any, n_keys: int) -> int:
+def _split_collisions(codes: IntArray, mixed_rows: IntArray, chunks: list[Any], n_keys: int) -> int:
     """Give distinct keys that share a group their own codes (exact; rare, so plain Python)."""
-    n_pred = len(pred)
+    ends = np.cumsum([len(c) for c in chunks])
 
     def key(row: int) -> Any:
-        return (pred if row < n_pred else labels)[row if row < n_pred else row - n_pred].as_py()
+        k = int(np.searchsorted(ends, row, side="right"))
+        start = int(ends[k - 1]) if k else 0
+        return chunks[k][row - start].as_py()
 
     for g in np.unique(codes[mixed_rows]).tolist():
         members = np.flatnonzero(codes == g)
         seen: dict[Any, int] = {}
         for row in members.tolist():
-            k = key(row)
-            if k not in seen:
-                seen[k] = g if not seen else n_keys + len(seen) - 1
-            codes[row] = seen[k]
+            value = key(row)
+            if value not in seen:
+                seen[value] = g if not seen else n_keys + len(seen) - 1
+            codes[row] = seen[value]
         n_keys += len(seen) - 1
     return n_keys
 
 
-def encode_keys(prediction_keys: Any, label_ids: Any, *, hasher: Hasher = _hash) -> tuple[IntArray, IntArray, int]:
+def encode_keys(
+    prediction_keys: Any, label_ids: Any, *, hasher: Hasher = _hash, verify_block: int = VERIFY_BLOCK
+) -> tuple[IntArray, IntArray, int]:
     """Integer codes of both key columns in one shared dictionary (-1: missing key).
 
     Keys up to 64 bytes: numpy hashing and one sort (:func:`_fast_codes`, ~8x faster than
     Arrow's string hash table on 2M UUIDs); longer keys: Arrow's ``dictionary_encode``.
-    ``hasher`` is for tests (a constant hash makes every key collide).
+    ``hasher`` and ``verify_block`` are for tests (a constant hash makes every key collide; a
+    small block makes the verification cross block boundaries).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    pred = pa.chunked_array(_as_string_keys(prediction_keys), type=pa.large_string()).combine_chunks()
-    labels = pa.chunked_array(_as_string_keys(label_ids), type=pa.large_string()).combine_chunks()
-    n_pred = len(pred)
-    fast = _fast_codes(pred, labels, hasher)
+    pred = _as_string_keys(prediction_keys)
+    labels = _as_string_keys(label_ids)
+    n_pred = sum(len(c) for c in pred)
+    fast = _fast_codes(pred, labels, hasher, verify_block)
     if fast is not None:
         codes, size = fast
         return codes[:n_pred], codes[n_pred:], size
-    both = pa.chunked_array([pred, labels], type=pa.large_string()).combine_chunks()
+    both = pa.chunked_array([c.cast(pa.large_string()) for c in [*pred, *labels]], type=pa.large_string())
+    both = both.combine_chunks()
     encoded = pc.dictionary_encode(both)
     size = len(encoded.dictionary)
     codes = np.asarray(
