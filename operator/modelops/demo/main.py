@@ -24,6 +24,7 @@ CRON_MINUTE_SECONDS = 5.0
 
 
 def run_demo(keep: bool = False, directory: Path | None = None) -> int:
+    from modelops.demo import view
     from modelops.sandbox.cluster.supervisor import Layout, SandboxError, start, stop
 
     started = time.monotonic()
@@ -32,8 +33,13 @@ def run_demo(keep: bool = False, directory: Path | None = None) -> int:
     root = Path(directory).resolve() if directory is not None else Path(tempfile.mkdtemp(prefix="modelops-demo-"))
     layout = Layout(root / "sandbox")
     print(
-        "modelops demo: the whole loop on a local sandbox cluster (a fake Kubernetes API server, the operator, "
-        "model-server pods as real processes, real Prometheus), under live traffic. About 2-3 minutes.",
+        view.paragraph(
+            "modelops demo: the whole loop on a local sandbox cluster (a fake Kubernetes API server, the operator, "
+            "model-server and drift-check pods as real processes, real Prometheus), under live traffic. A few "
+            "minutes, most of them pods starting.",
+            "",
+            "",
+        ),
         flush=True,
     )
     try:

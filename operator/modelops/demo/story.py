@@ -98,6 +98,7 @@ class Story:
         return obj
 
     def approve(self, name: str, who: str, why: str) -> None:
+        self.watch.windows.clear()  # the traffic split is counted per rollout
         self.modelops("registry", "promote", name, "--to", "Production", "--approved-by", who, "--reason", why)
 
     def start_traffic(self) -> None:
@@ -162,8 +163,6 @@ class Story:
         self.register("registry/churn-v1.yaml")
         self.approve("churn-v1", "alice@example.com", "AUC 0.89 on the October holdout")
         _, deployment = assets.load_all("canary/churn-deployment.yaml", self.stage.values)
-        if not self.prometheus:
-            deployment["spec"]["strategy"] = {}  # no analysis without Prometheus: versions change by hand-over
         self.stage.api.create(MODEL_DEPLOYMENT, self.stage.namespace, deployment)
         self.stage.say(
             "modeldeployment/churn created: it serves the newest approved Production version of model churn "
@@ -193,14 +192,14 @@ class Story:
         self.stage.say(f"churn-v2 promoted; it answered {self.measured('2')}")
 
     def step3(self) -> None:
-        if not self.prometheus:
-            self.skip("the rollback of churn-v3 is decided by analysis on Prometheus metrics")
-            return
         self.register("canary/churn-v3.yaml")
         self.stage.note(
             "offline, churn-v3 looks fine (auc 0.90, within 0.02 of churn-v2) and serves fast and without "
             "errors; but it answers 'churn' for ~82% of customers (churn-v2: about half)"
         )
+        if not self.prometheus:
+            self.skip("approving churn-v3 would start a canary whose analysis on Prometheus metrics rolls it back")
+            return
         self.approve("churn-v3", "carol@example.com", "AUC 0.90, within tolerance of churn-v2")
 
         def rolled_back(obj: Obj) -> bool:
@@ -410,14 +409,15 @@ class Story:
         versions = self.stage.api.list(MODEL_VERSION, self.stage.namespace)
         for obj in sorted(versions, key=lambda o: str(o["metadata"].get("creationTimestamp"))):
             spec, vst = obj["spec"], status_of(obj)
-            job = (obj["metadata"].get("labels") or {}).get("modelops.dev/retrain-job")
+            labels = obj["metadata"].get("labels") or {}
+            job = labels.get("modelops.dev/retrain-job")
             rolled_back = obj["metadata"]["name"] == st.get("failedVersion")
             table_row = table.row(
                 obj["metadata"]["name"],
                 vst.get("stage") or "None",
                 (spec.get("metrics") or {}).get("auc", "-"),
                 (spec.get("lineage") or {}).get("parentVersion") or "-",
-                f"job/{job}" if job else "the demo (a person)",
+                "retraining Job of " + str(labels.get("modelops.dev/retrained-by")) if job else "a person (the demo)",
                 (spec.get("approval") or {}).get("approvedBy") or "-",
                 "rolled back" if rolled_back else serving.get(obj["metadata"]["name"], "-"),
             )
