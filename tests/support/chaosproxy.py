@@ -75,6 +75,7 @@ REASONS = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout", 429:
 class ChaosProxy(FaultProxy):
     log: list[Seen] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
+    body_holds: list[Callable[[str, str, bytes], bool]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,12 @@ class ChaosProxy(FaultProxy):
         with self._lock:
             self.rules.append(rule)
         return rule
+
+    def hold_body(self, predicate: Callable[[str, str, bytes], bool]) -> None:
+        """Hold (never forward) the requests ``predicate(method, path, body)`` picks: a test can
+        pick a status write by what it writes, without asking the API server from the proxy."""
+        with self._lock:
+            self.body_holds.append(predicate)
 
     def fail(self, predicate: Predicate, status: int = 503, times: int | None = None) -> Rule:
         return self._add(Rule("fail", predicate, status=status, times=times))
@@ -102,6 +109,11 @@ class ChaosProxy(FaultProxy):
 
     def expire(self, predicate: Predicate, times: int | None = 1) -> Rule:
         return self._add(Rule("expire", predicate, status=410, times=times))
+
+    def release_all(self) -> None:
+        with self._lock:
+            self.body_holds.clear()
+        super().release_all()
 
     def heal(self, rule: Rule | None = None) -> None:
         """Remove one rule (or all); stalled requests get their connection closed."""
@@ -143,9 +155,18 @@ class ChaosProxy(FaultProxy):
         seen = Seen(request.method, request.path_qs, time.monotonic())
         with self._lock:
             self.log.append(seen)
-        if any(p(request.method, request.path) for p in self.holds):
+        body = await request.read()
+        with self._lock:
+            body_holds = list(self.body_holds)
+        if any(p(request.method, request.path) for p in self.holds) or any(
+            p(request.method, request.path, body) for p in body_holds
+        ):
             seen.fault = "hold"
-            return await super()._handle(request)
+            self.held_requests.append((request.method, request.path_qs))
+            self.held.set()
+            self._closing = self._closing or asyncio.Event()
+            await self._closing.wait()  # never forwarded; answered only when the proxy stops
+            return web.Response(status=503, text="proxy stopped")
         rule = self._pick(request.method, request.path_qs)
         if rule is not None:
             seen.fault = rule.action

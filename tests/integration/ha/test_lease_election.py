@@ -3,8 +3,9 @@ conflicts), electors in this process, each behind its own fault proxy: one leads
 started together, a leader cut off from the API server stops before anyone takes over, and a
 released Lease is taken at once.
 
-Lease of 4 s, renew deadline 2 s, retry 0.5 s: a 2 s margin between a cut-off leader stopping and
-the earliest takeover (the defaults are pinned by tests/unit/test_leader_election.py)."""
+Lease of 6 s, renew deadline 4 s, retry 1 s: a 2 s margin between a cut-off leader stopping and
+the earliest takeover, and room for a slow renewal on a loaded machine (the defaults are pinned by
+tests/unit/test_leader_election.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from modelops.leader import LeaderElector, LeaseClient
 from tests.support.chaosproxy import ChaosProxy
 from tests.support.faultproxy import kubeconfig_for
 
-TIMING = LeaseTiming(lease_duration=4, renew_deadline=2, retry_period=0.5)
+TIMING = LeaseTiming(lease_duration=6, renew_deadline=4, retry_period=1)
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 
 
@@ -33,7 +34,7 @@ class Candidate:
         self.name, self.proxy, self.journal = name, proxy, journal
         api = load_api_client(kubeconfig_for(proxy.url, str(tmp / f"{name}.kubeconfig")))
         self.elector = LeaderElector(
-            LeaseClient(api, "default", lease, timeout=1.0), name, TIMING, on_lost=lambda why: self._note("lost")
+            LeaseClient(api, "default", lease, timeout=2.0), name, TIMING, on_lost=lambda why: self._note("lost")
         )
         self.loop = asyncio.new_event_loop()
         self._stop = threading.Event()
@@ -103,23 +104,25 @@ def test_candidates_started_together_elect_exactly_one(proxies, tmp_path, journa
         for c in cands:
             c.campaign()
         wait_for(lambda: leaders(cands), "a leader")
-        # several renewals later, still exactly one, and the same one
         first = leaders(cands)
-        for _ in range(20):
-            time.sleep(0.1)
-            assert leaders(cands) == first
         winner = next(c for c in cands if c.name == first[0])
+
+        def renewed_three_times_with_one_leader() -> bool:
+            assert leaders(cands) == first  # at every look: exactly one, the same one
+            return len([s for s in winner.proxy.writes() if s.path.startswith(LEASES)]) >= 3
+
+        wait_for(renewed_three_times_with_one_leader, "three writes of the Lease by its holder")
         assert [what for who, what in journal] == ["leads"]
         # the standbys read; each wrote the Lease at most once (a lost create race), the leader keeps renewing
         for c in cands:
             lease_writes = [s for s in c.proxy.writes() if s.path.startswith(LEASES)]
-            if c is winner:
-                assert len(lease_writes) >= 3
-            else:
+            if c is not winner:
                 assert len(lease_writes) <= 1
                 assert all(s.method == "POST" and s.status == 409 for s in lease_writes)
                 assert c.elector.holder == winner.name
     finally:
+        for c in cands:
+            c._stop.set()
         for c in cands:
             c.close()
 
@@ -153,7 +156,7 @@ def test_a_released_lease_is_taken_at_the_next_retry(proxies, tmp_path, journal)
         a._stop.set()  # a stops on purpose: releases the Lease
         wait_for(lambda: ("b", "leads") in journal, "b takes over")
         assert journal == [("a", "leads"), ("a", "released"), ("b", "leads")]
-        # b took a Lease nobody held at its next read or so, not after a lease duration (4 s: 7+ reads)
+        # b took a Lease nobody held at its next read or so, not after a lease duration (6 s: 6+ reads)
         release = proxies[0].writes()[-1]
         assert (release.method, release.path, release.status) == ("PUT", f"{LEASES}/release", 200)
         reads = proxies[1].seen(lambda s: s.method == "GET" and s.path.startswith(LEASES) and s.at >= release.at)
