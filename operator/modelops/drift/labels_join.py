@@ -134,6 +134,7 @@ def _fill_words(col: _StringColumn, out: npt.NDArray[np.uint64]) -> None:
         tail[: min(8, data.size)] = data[max(0, last_safe) :]
     tail_words = np.ndarray(shape=(9,), dtype="<u8", buffer=tail, strides=(1,))
     body = np.ndarray(shape=(last_safe + 1,), dtype="<u8", buffer=data, strides=(1,)) if last_safe >= 0 else None
+    pos, rem = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)  # reused for every word
     for j in range(out.shape[0]):
         if n == 0 or 8 * j >= col.longest:
             out[j] = 0
@@ -143,12 +144,18 @@ def _fill_words(col: _StringColumn, out: npt.NDArray[np.uint64]) -> None:
             loaded = np.ndarray(shape=(n,), dtype="<u8", buffer=data, offset=first, strides=(col.longest,))
             np.bitwise_and(loaded, _MASKS[min(col.longest - 8 * j, 8)], out=out[j])
             continue
-        pos = col.starts + 8 * j
-        loaded = body[np.clip(pos, 0, last_safe)] if body is not None else np.zeros(n, dtype=np.uint64)
+        np.add(col.starts, 8 * j, out=pos)
         late = np.flatnonzero(pos > last_safe)
+        if body is not None:
+            np.minimum(pos, last_safe, out=pos)
+            loaded = body[pos]  # fancy indexing: np.take is ~10x slower on this unaligned view
+        else:
+            loaded = np.zeros(n, dtype=np.uint64)
         if late.size:
-            loaded[late] = tail_words[np.minimum(pos[late] - max(last_safe, 0), 8)]
-        np.bitwise_and(loaded, _MASKS[np.clip(col.lengths - 8 * j, 0, 8)], out=out[j])
+            loaded[late] = tail_words[np.minimum(col.starts[late] + 8 * j - max(last_safe, 0), 8)]
+        np.subtract(col.lengths, 8 * j, out=rem)
+        np.clip(rem, 0, 8, out=rem)
+        np.bitwise_and(loaded, _MASKS[rem], out=out[j])
 
 
 def _hash(words: npt.NDArray[np.uint64], lengths: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
