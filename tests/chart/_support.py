@@ -23,6 +23,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "prometheusRule": {"enabled": True},
         "grafanaDashboard": {"enabled": True},
     },
+    # Two replicas, one active (leader election; tests/chart/test_chart_ha.py).
+    "ha": {"replicas": 2, "leaderElection": {"enabled": True}, "podDisruptionBudget": {"enabled": True}},
 }
 
 Renderer = Callable[[dict[str, Any]], list[dict[str, Any]]]
