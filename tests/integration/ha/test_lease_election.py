@@ -165,3 +165,73 @@ def test_a_released_lease_is_taken_at_the_next_retry(proxies, tmp_path, journal)
     finally:
         a.close()
         b.close()
+
+
+def test_the_charts_lease_role_is_all_an_elector_needs(apiserver, tmp_path):
+    """The chart's Role (leaderElection.enabled), applied to the sandbox API server, which
+    authorizes ServiceAccount tokens as RBAC does: the elector creates, renews and releases its
+    Lease with it, and may touch no other Lease."""
+    import httpx
+    import yaml
+
+    from tests.chart._support import CHART_DIR, VALUE_SETS, load_render_chart
+
+    render = load_render_chart()
+    docs = [
+        render.load(d)
+        for d in render.render_documents(
+            VALUE_SETS["ha"], release="modelops", namespace="modelops", chart_dir=CHART_DIR
+        )
+    ]
+    rbac = [
+        d for d in docs if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"] == "modelops-leader-election"
+    ]
+    assert len(rbac) == 2
+    with httpx.Client(base_url=apiserver.url, timeout=10) as http:
+
+        def post(path: str, body: dict) -> dict:
+            r = http.post(path, json=body)
+            assert r.status_code == 201, r.text
+            return dict(r.json())
+
+        post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "modelops"}})
+        post(
+            "/api/v1/namespaces/modelops/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "modelops"}},
+        )
+        for doc in rbac:
+            post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/modelops/{doc['kind'].lower()}s", doc)
+        token = post(
+            "/api/v1/namespaces/modelops/serviceaccounts/modelops/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        )["status"]["token"]
+    config = apiserver.api.kubeconfig()
+    config["users"] = [{"name": "sandbox", "user": {"token": token}}]
+    path = tmp_path / "sa-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    api = load_api_client(str(path))
+
+    async def campaign(name: str) -> tuple[bool, bool, str]:
+        lost: list[str] = []
+        elector = LeaderElector(LeaseClient(api, "modelops", name, timeout=2.0), "pod-a", TIMING, on_lost=lost.append)
+        try:
+            took = await elector.try_acquire_or_renew()
+            renewed = took and await elector.try_acquire_or_renew()
+            if took:
+                elector._lead()
+                await elector.release()
+            return took, renewed, elector.holder
+        finally:
+            elector.leading = False
+            elector.lease.close()
+
+    assert asyncio.run(campaign("modelops")) == (True, True, "pod-a")  # create, then update by name
+    spec = client_lease(api, "modelops")
+    assert (spec.holder_identity, spec.lease_duration_seconds) == ("", 1)  # released: get + update
+    assert asyncio.run(campaign("another-lease")) == (False, False, "")  # create allowed, get refused: 403
+
+
+def client_lease(api, name: str):
+    from kubernetes import client
+
+    return client.CoordinationV1Api(api).read_namespaced_lease(name, "modelops").spec
