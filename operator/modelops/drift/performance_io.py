@@ -167,21 +167,22 @@ def read_file(uri: str, fmt: str, stats: ReadStats, columns: Sequence[str | tupl
     import pyarrow.parquet as pq
 
     kind = detect_format(uri, fmt)
+    local = local_path(uri)
     try:
-        with open_uri(uri) as fh:
+        # A local file goes to Arrow by path: its own (memory-mapped, GIL-free) I/O, compression
+        # from the extension. Anything else is an fsspec stream.
+        with contextlib.nullcontext(str(local)) if local is not None else open_uri(uri) as src:
             if kind == "parquet":
-                pf = pq.ParquetFile(fh)
+                pf = pq.ParquetFile(src, memory_map=local is not None)
                 table = pf.read(columns=_parquet_columns(set(pf.schema_arrow.names), columns))
             elif kind == "csv":
-                table = pacsv.read_csv(fh, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                table = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
             else:
-                data = fh.read()
                 try:
-                    table = pajson.read_json(pa.BufferReader(data))
+                    table = pajson.read_json(src)
                 except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    import io
-
-                    table = _read_jsonl_lines(io.BytesIO(data), stats)
+                    with open_uri(uri) as fh:
+                        table = _read_jsonl_lines(fh, stats)
     except DriftDataError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
