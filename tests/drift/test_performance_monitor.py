@@ -168,3 +168,9 @@ def test_metrics_export_performance_and_coverage():
     assert sample(LABEL_COVERAGE, namespace="ns1", monitor="perf-mon") == 0.8
     forget_drift_metrics("ns1", "perf-mon")
     assert not [s for m in LABEL_COVERAGE.collect() for s in m.samples if s.labels.get("monitor") == "perf-mon"]
+
+
+def test_the_performance_api_uses_the_crds_duration_pattern():
+    from modelops.api import modeldeployment, performance
+
+    assert performance.DURATION_PATTERN == modeldeployment.DURATION_PATTERN
