@@ -29,6 +29,8 @@ MONITOR = "churn-drift"
 GATEWAY = ("gateway.networking.k8s.io", "v1", "gateways")
 LOCAL_PORTS = "sandbox.modelops.dev/local-ports"
 ROLLOUT_TIMEOUT = 240.0
+RATE, ROWS = 20, 6
+"""The load generator: requests per second, customers per request."""
 
 STEPS = (
     "Register churn-v1 and deploy it; live traffic flows",
@@ -103,10 +105,10 @@ class Story:
 
     def start_traffic(self) -> None:
         url = self.gateway_url() + f"/v2/models/{NAME}/infer"
-        self.traffic = Traffic(url, rate=25, concurrency=8, rows=5).start()
+        self.traffic = Traffic(url, rate=RATE, concurrency=8, rows=ROWS).start()
         self.watch.traffic = self.traffic
         self.stage.say(
-            f"live traffic: the built-in load generator sends 25 requests/s of 5 customers each to {url} "
+            f"live traffic: the built-in load generator sends {RATE} requests/s of {ROWS} customers each to {url} "
             "(the Gateway `models`, whose HTTPRoute `churn` the operator owns)"
         )
 
@@ -164,9 +166,11 @@ class Story:
         self.approve("churn-v1", "alice@example.com", "AUC 0.89 on the October holdout")
         _, deployment = assets.load_all("canary/churn-deployment.yaml", self.stage.values)
         self.stage.api.create(MODEL_DEPLOYMENT, self.stage.namespace, deployment)
+        replicas = deployment["spec"]["replicas"]
         self.stage.say(
             "modeldeployment/churn created: it serves the newest approved Production version of model churn "
-            "on 2 pods, and moves to a newer one by canary steps: 25% -> analysis -> 50% -> analysis -> 100%"
+            f"on {replicas} {'pod' if replicas == 1 else 'pods'}, and moves to a newer one by canary steps: "
+            "25% -> analysis -> 50% -> analysis -> 100%"
         )
         self.watch.until(healthy_on("churn-v1"), "churn-v1 serving", ROLLOUT_TIMEOUT)
         self.stage.note("a first deploy goes straight to 100%: there is no stable to compare a canary with")
