@@ -42,6 +42,9 @@ class OperatorConfig:
     """Which artifact URIs the operator may read. The default is a cluster's: no file://."""
     artifact_fetch: FetchSettings = field(default_factory=FetchSettings)
     """Timeouts and concurrency of artifact reads."""
+    api_timeout: float = 30.0
+    """Seconds each request to the Kubernetes API may wait for an answer (watches excepted), the
+    handlers' and kopf's; then it fails and is retried."""
     leader_election: LeaderElectionConfig | None = None
     """Run the handlers only while holding this Lease (modelops.leader); None: standalone, always act."""
 
@@ -94,9 +97,12 @@ def quiet_routine_retries() -> None:
         logger.addFilter(RetriesAtWarning())
 
 
-def build_settings() -> kopf.OperatorSettings:
-    """Progress in annotations (our status schema is ours alone), modest retries, quiet watches."""
+def build_settings(api_timeout: float = 30.0) -> kopf.OperatorSettings:
+    """Progress in annotations (our status schema is ours alone), modest retries, quiet watches,
+    and no request to the API server waiting longer than ``api_timeout`` (kopf's default: 5 min)."""
     settings = kopf.OperatorSettings()
+    settings.networking.request_timeout = api_timeout
+    settings.networking.connect_timeout = min(api_timeout, 10.0)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modelops.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="modelops.dev", key="last-handled-configuration"
@@ -120,7 +126,8 @@ async def run_operator(
 
     def api_factory() -> CustomObjects:
         if "api" not in shared:
-            shared["api"] = CustomObjects(load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT))
+            api = load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT, request_timeout=cfg.api_timeout)
+            shared["api"] = CustomObjects(api)
         return shared["api"]
 
     verifier = Verifier(cfg.artifact_policy, cfg.artifact_fetch)
@@ -145,7 +152,7 @@ async def run_operator(
     try:
         await kopf.operator(
             registry=registry,
-            settings=build_settings(),
+            settings=build_settings(cfg.api_timeout),
             standalone=True,
             clusterwide=cfg.clusterwide,
             namespaces=list(cfg.namespaces),
@@ -166,7 +173,7 @@ async def _run_elected(
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
     """kopf only while this process holds the Lease; /healthz is modelops' own (it answers on a standby)."""
-    settings = build_settings()
+    settings = build_settings(cfg.api_timeout)
 
     async def handlers() -> None:
         await kopf.operator(
@@ -186,7 +193,7 @@ async def _run_elected(
         await loop.shutdown_default_executor()
 
     health = (cfg.host, host_port(cfg.health_port)) if cfg.health_port is not None else None
-    api = load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT)
+    api = load_api_client(cfg.kubeconfig, user_agent=OPERATOR_USER_AGENT, request_timeout=cfg.api_timeout)
     try:
         await run_elected(election, api, handlers, drain, health=health, stop_flag=stop_flag, ready_flag=ready_flag)
     finally:

@@ -3,8 +3,8 @@
 Besides holding requests, a ChaosProxy records every request it sees (method, path, answer) and,
 for the requests a rule's predicate picks:
 - ``fail``: answers an error status (500, 503, ...) with a Kubernetes Status body, never forwarded;
-- ``stall``: never answers (a hung server or a dropped connection: the client must time out); the
-  connection is closed when the rule is removed;
+- ``stall``: never answers and never closes the connection (a hung server, a dropped route): only
+  the client's own timeout ends the request, even after the rule is removed;
 - ``conflict``: answers every other one 409 Conflict, as kube-apiserver does when the object
   changed after the client read it (the other half are forwarded);
 - ``cut``: forwards a watch and cuts the connection in the middle of the first event whose line
@@ -78,10 +78,6 @@ class ChaosProxy(FaultProxy):
     body_holds: list[Callable[[str, str, bytes], bool]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._healed: asyncio.Event | None = None
-
     # -- rules ------------------------------------------------------------------------------
 
     def _add(self, rule: Rule) -> Rule:
@@ -116,13 +112,11 @@ class ChaosProxy(FaultProxy):
         super().release_all()
 
     def heal(self, rule: Rule | None = None) -> None:
-        """Remove one rule (or all); stalled requests get their connection closed."""
+        """Remove one rule (or all): new requests pass again (stalled ones stay stalled)."""
         with self._lock:
             for r in self.rules if rule is None else [rule]:
                 r.active = False
             self.rules = [r for r in self.rules if r.active]
-        if self._healed is not None:
-            self._loop.call_soon_threadsafe(self._healed.set)
 
     def _pick(self, method: str, path: str) -> Rule | None:
         with self._lock:
@@ -183,13 +177,11 @@ class ChaosProxy(FaultProxy):
                 status=rule.status, text=status_body(rule.status, reason, message), content_type="application/json"
             )
         if rule is not None and rule.action == "stall":
-            self._healed = self._healed or asyncio.Event()
-            while rule.active:
-                self._healed.clear()
-                await self._healed.wait()
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=503)  # never reaches the client: its connection is gone
+            # A black hole: no answer, the connection left open even after the rule is healed (as a
+            # server that died without a FIN, or a dropped route): only the client's timeout ends it.
+            self._closing = self._closing or asyncio.Event()
+            await self._closing.wait()
+            return web.Response(status=503, text="proxy stopped")
         if rule is not None and rule.action == "expire":
             seen.status = 200
             response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})

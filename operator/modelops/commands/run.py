@@ -22,6 +22,7 @@ HEALTH_PORT = 8081
 METRICS_PORT = 8083
 """Not 9090: that is Prometheus' own port."""
 API_CHECK_TIMEOUT = 5.0
+API_TIMEOUT = 30.0
 
 
 def register(sub: Any) -> None:
@@ -42,6 +43,13 @@ def register(sub: Any) -> None:
         default=os.environ.get("MODELOPS_PROMETHEUS_URL") or None,
         help="Prometheus for canary analysis when a ModelDeployment sets no spec.prometheus.address "
         "(default: $MODELOPS_PROMETHEUS_URL)",
+    )
+    p.add_argument(
+        "--api-timeout",
+        type=_seconds,
+        default=API_TIMEOUT,
+        help=f"seconds each request to the Kubernetes API may wait for an answer, then it fails and is retried "
+        f"(watches excepted; default {API_TIMEOUT:g})",
     )
     add_artifact_arguments(p)
     add_leader_election_arguments(p)
@@ -152,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         artifact_policy=artifact_policy,
         artifact_fetch=artifact_fetch,
+        api_timeout=args.api_timeout,
         leader_election=election,
     )
     asyncio.run(run_operator(cfg))

@@ -17,10 +17,8 @@ measured by benchmarks/ha/takeover.py.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from modelops.k8s.client import load_api_client
 from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSION, CustomObjects
@@ -47,6 +45,7 @@ from tests.integration.rollout.conftest import (
 from tests.support.chaosproxy import ChaosProxy, Seen
 from tests.support.faultproxy import kubeconfig_for
 from tests.support.operator_process import free_port, kill, start_operator, stop
+from tests.support.rollout_checks import RolloutRecorder, State, assert_promoted_once
 
 STARTUP = 120.0
 """Seconds two operator processes may take to start and act together (imports alone take many on a loaded machine)."""
@@ -104,27 +103,6 @@ class Replica:
         return None
 
 
-class Watched:
-    """Every state an object went through, from a watch (nothing is missed between polls)."""
-
-    def __init__(self, list_fn: Any, *args: Any, state: Any, **kwargs: Any) -> None:
-        self.states: list[Any] = []
-        self._watch = watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(list_fn, args, kwargs, state), daemon=True)
-        self._thread.start()
-
-    def _run(self, list_fn: Any, args: Any, kwargs: Any, state: Any) -> None:
-        with contextlib.suppress(Exception):
-            for ev in self._watch.stream(list_fn, *args, timeout_seconds=300, **kwargs):
-                s = state(ev["object"])
-                if s is not None and (not self.states or self.states[-1] != s):
-                    self.states.append(s)
-
-    def stop(self) -> list[Any]:
-        self._watch.stop()
-        return self.states
-
-
 @dataclass
 class Failover:
     leader: Replica
@@ -137,9 +115,7 @@ class Failover:
     health_after: dict[str, Any] | None
     metric_after: float | None
     dead_requests_after_kill: list[Seen]
-    stable: list[tuple[str | None, int]]
-    canary: list[tuple[str | None, int]]
-    weights: list[int]
+    recorded: tuple[list[State], list[State], list[int]]
     status: dict[str, Any]
     monitor_status: dict[str, Any]
     jobs: list[str]
@@ -194,12 +170,7 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failover]:
         metrics_before = {r.name: r.leader_metric() for r in replicas_}
 
         # -- mid-rollout, at the worst moment, the leader dies -----------------------------------
-        stable = Watched(apps.list_namespaced_deployment, NS, field_selector="metadata.name=churn-stable",
-                         state=lambda d: (d.metadata.annotations.get("modelops.dev/model-version"), d.spec.replicas))  # fmt: skip
-        canary = Watched(apps.list_namespaced_deployment, NS, field_selector="metadata.name=churn-canary",
-                         state=lambda d: (d.metadata.annotations.get("modelops.dev/model-version"), d.spec.replicas))  # fmt: skip
-        weights = Watched(custom.list_namespaced_custom_object, "modelops.dev", "v1alpha1", NS, "modeldeployments",
-                          state=lambda o: (o.get("status") or {}).get("canaryWeight"))  # fmt: skip
+        recorder = RolloutRecorder(apps, custom, NS, "churn")
         ctl.hold("churn-canary")
         api.patch(MODEL_DEPLOYMENT, NS, "churn", {"spec": {"model": {"versionRef": "churn-v2"}}})
         wait(lambda: replicas(apps, "churn-canary") == 1, "canary pod", STARTUP)
@@ -247,9 +218,7 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failover]:
             health_after=health_after,
             metric_after=metric_after,
             dead_requests_after_kill=leader.proxy.log[seen_before:],
-            stable=stable.stop(),
-            canary=canary.stop(),
-            weights=weights.stop(),
+            recorded=recorder.stop(),
             status=status,
             monitor_status=monitor_status,
             jobs=jobs,
@@ -299,14 +268,8 @@ def test_the_standby_continues_the_rollout_without_shifting_traffic_twice(failov
     # At the kill, the stable had given a pod up for the canary, and status did not know yet.
     assert f.at_kill["canaryWeight"] == 0
     assert f.at_kill["replicas"] == (3, 1)
-    # Exactly the single-operator sequence (docs/rollouts.md, "The replica budget"): the stable
-    # gives up one pod per ready canary pod, never takes one back; the hand-over rewrites it to
-    # churn-v2 and grows it while the canary shrinks. Not one state twice.
-    v1, v2 = "churn-v1", "churn-v2"
-    assert f.stable == [(v1, 4), (v1, 3), (v1, 2), (v1, 1), (v1, 0), (v2, 1), (v2, 2), (v2, 3), (v2, 4)]
-    assert f.canary == [(v2, 1), (v2, 2), (v2, 3), (v2, 4), (v2, 3), (v2, 2), (v2, 1), (v2, 0)]
-    assert f.weights == [0, 25, 50, 100, 0]
-    assert [h["event"] for h in f.status["history"]] == ["Deploying", "RolloutStarted", "Promoting", "Promoted"]
+    # Exactly what one operator writes: every state once, in order, never back.
+    assert_promoted_once(f.recorded, f.status, "churn-v1", "churn-v2", weights=[25, 50])
 
 
 def test_the_retraining_job_is_created_once(failover: Failover):
