@@ -7,8 +7,8 @@ for the requests a rule's predicate picks:
   the client's own timeout ends the request, even after the rule is removed;
 - ``conflict``: answers every other one 409 Conflict, as kube-apiserver does when the object
   changed after the client read it (the other half are forwarded);
-- ``cut``: forwards a watch and cuts the connection in the middle of the first event whose line
-  contains ``marker`` (half the event sent, then the socket closed);
+- ``cut``: cuts a watch stream (one already open too) in the middle of the next event the rule
+  picks: half its line sent, then the socket closed;
 - ``expire``: answers a watch ``200`` with one ``ERROR`` event ``410 Expired`` ("too old resource
   version") and ends the stream, exactly as kube-apiserver does after etcd compaction.
 A rule applies ``times`` times (None: until removed with :meth:`ChaosProxy.heal`).
@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -54,11 +55,19 @@ class Rule:
     predicate: Predicate
     status: int = 503
     times: int | None = None
-    marker: bytes = b""
+    event: Callable[[dict[str, Any]], bool] | None = None
     applied: int = 0
     seen: int = 0
     """Requests the predicate picked (for ``conflict``: every other one is answered 409)."""
     active: bool = True
+
+
+def _event_matches(rule: Rule, line: bytes) -> bool:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and rule.event is not None and bool(rule.event(event))
 
 
 def status_body(code: int, reason: str, message: str) -> str:
@@ -100,8 +109,10 @@ class ChaosProxy(FaultProxy):
     def conflict(self, predicate: Predicate, times: int | None = None) -> Rule:
         return self._add(Rule("conflict", predicate, status=409, times=times))
 
-    def cut(self, predicate: Predicate, marker: bytes, times: int | None = 1) -> Rule:
-        return self._add(Rule("cut", predicate, marker=marker, times=times))
+    def cut(self, predicate: Predicate, event: Callable[[dict[str, Any]], bool], times: int | None = 1) -> Rule:
+        """Cut the watch streams ``predicate`` picks (open ones too) in the middle of the next event
+        ``event(parsed event)`` picks: half its line sent, then the connection closed."""
+        return self._add(Rule("cut", predicate, event=event, times=times))
 
     def expire(self, predicate: Predicate, times: int | None = 1) -> Rule:
         return self._add(Rule("expire", predicate, status=410, times=times))
@@ -118,10 +129,13 @@ class ChaosProxy(FaultProxy):
                 r.active = False
             self.rules = [r for r in self.rules if r.active]
 
-    def _pick(self, method: str, path: str) -> Rule | None:
+    def _pick(self, method: str, path: str, cuts: bool, line: bytes = b"") -> Rule | None:
+        """The first rule that applies (``cuts``: the cut rules, to the watch event ``line``; else the others)."""
         with self._lock:
             for r in self.rules:
-                if not r.active or not r.predicate(method, path):
+                if not r.active or (r.action == "cut") != cuts or not r.predicate(method, path):
+                    continue
+                if cuts and not _event_matches(r, line):
                     continue
                 if r.action == "conflict":
                     r.seen += 1
@@ -161,7 +175,7 @@ class ChaosProxy(FaultProxy):
             self._closing = self._closing or asyncio.Event()
             await self._closing.wait()  # never forwarded; answered only when the proxy stops
             return web.Response(status=503, text="proxy stopped")
-        rule = self._pick(request.method, request.path_qs)
+        rule = self._pick(request.method, request.path_qs, cuts=False)
         if rule is not None:
             seen.fault = rule.action
         if rule is not None and rule.action in {"fail", "conflict"}:
@@ -190,9 +204,9 @@ class ChaosProxy(FaultProxy):
             await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
             return response
-        return await self._forward(request, seen, rule if rule is not None and rule.action == "cut" else None)
+        return await self._forward(request, seen)
 
-    async def _forward(self, request: web.Request, seen: Seen, cut: Rule | None) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, seen: Seen) -> web.StreamResponse:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -206,7 +220,7 @@ class ChaosProxy(FaultProxy):
                 if k.lower() not in _HOP:
                     response.headers[k] = v
             await response.prepare(request)
-            if cut is None:
+            if not seen.is_watch:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 await response.write_eof()
@@ -216,7 +230,8 @@ class ChaosProxy(FaultProxy):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    if cut.marker in line:
+                    if self._pick(request.method, request.path_qs, cuts=True, line=line) is not None:
+                        seen.fault = "cut"
                         await response.write(line[: len(line) // 2])
                         assert request.transport is not None
                         request.transport.close()  # mid-event: the client reads half a JSON line, then EOF

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,12 +25,23 @@ ROLLED_BACK_HISTORY = ["Deploying", "RolloutStarted", "RolledBack"]
 
 
 class Watched:
-    """Every state an object went through, from a watch started now."""
+    """Every state an object went through, from a watch started now.
 
-    def __init__(self, list_fn: Callable[..., Any], *args: Any, state: Callable[[Any], Any], **kwargs: Any) -> None:
+    ``current()`` reads the object now: :meth:`stop` first waits (a few seconds at most) until the
+    watch has delivered the state the object is in, so the last write is never missed.
+    """
+
+    def __init__(
+        self,
+        list_fn: Callable[..., Any],
+        *args: Any,
+        state: Callable[[Any], Any],
+        current: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.states: list[Any] = []
+        self._state, self._current = state, current
         self._watch = watch.Watch()
-        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(list_fn, args, kwargs, state), daemon=True)
         self._thread.start()
 
@@ -40,7 +52,12 @@ class Watched:
                 if s is not None and (not self.states or self.states[-1] != s):
                     self.states.append(s)
 
-    def stop(self) -> list[Any]:
+    def stop(self, settle: float = 10.0) -> list[Any]:
+        if self._current is not None:
+            deadline = time.monotonic() + settle
+            want = self._state(self._current())
+            while time.monotonic() < deadline and not (self.states and self.states[-1] == want):
+                time.sleep(0.05)
         self._watch.stop()
         return list(self.states)
 
@@ -52,7 +69,11 @@ def _track_state(d: Any) -> State:
 def track_states(apps: client.AppsV1Api, namespace: str, deployment: str) -> Watched:
     """(model version, spec.replicas) of one model-server Deployment (``<name>-stable``, ``<name>-canary``)."""
     return Watched(
-        apps.list_namespaced_deployment, namespace, field_selector=f"metadata.name={deployment}", state=_track_state
+        apps.list_namespaced_deployment,
+        namespace,
+        field_selector=f"metadata.name={deployment}",
+        state=_track_state,
+        current=lambda: apps.read_namespaced_deployment(deployment, namespace),
     )
 
 
@@ -66,6 +87,9 @@ def canary_weights(custom: client.CustomObjectsApi, namespace: str, name: str) -
         "modeldeployments",
         field_selector=f"metadata.name={name}",
         state=lambda o: (o.get("status") or {}).get("canaryWeight"),
+        current=lambda: custom.get_namespaced_custom_object(
+            "modelops.dev", "v1alpha1", namespace, "modeldeployments", name
+        ),
     )
 
 
