@@ -81,6 +81,8 @@ def test_degraded_performance_debounces_then_retrains_once_with_the_report():
     report = json.loads(env["PERFORMANCE_REPORT"])
     assert (report["verdict"], report["metrics"][0]["name"]) == ("Degraded", "accuracy")
     assert json.loads(env["DRIFT_REPORT"])["performance"]["verdict"] == "Degraded"
+    assert json.loads(env["PERFORMANCE_SPEC"])["labels"] == {"uri": "s3://labels/", "format": "auto",
+                                                             "idColumn": "request_id", "labelColumn": "label"}  # fmt: skip
     first = get_condition(decisions[0].status.conditions, "PerformanceDegraded")
     assert first is not None
     assert (first.status, first.reason) == ("True", "Debouncing")

@@ -136,6 +136,7 @@ def test_retrain_job_env_names_what_to_register_and_its_lineage():
         "MODELOPS_NEXT_VERSION": "4",
         "MODELOPS_NEXT_VERSION_NAME": "churn-v4",
         "PERFORMANCE_REPORT": "",  # the monitor judges no performance
+        "PERFORMANCE_SPEC": "",
         "MODELOPS_RETRAIN_TRIGGER": "data-drift",
     }
     assert json.loads(env["DRIFT_REPORT"])["datasetDrift"] is True

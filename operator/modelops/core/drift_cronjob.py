@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from modelops.api.driftmonitor import CheckResult, CurrentData, DriftMonitorSpec
+from modelops.api.performance import PerformanceSettings
 from modelops.core.naming import model_version_name
 
 API_VERSION = "modelops.dev/v1alpha1"
@@ -378,6 +379,7 @@ class RetrainContext:
     next_version: str | None = None
     current: CurrentData | None = None
     check_time: datetime | None = None
+    performance: PerformanceSettings | None = None
 
 
 RETRAIN_ENV = (
@@ -397,6 +399,7 @@ RETRAIN_ENV = (
     "MODELOPS_NEXT_VERSION",
     "MODELOPS_NEXT_VERSION_NAME",
     "PERFORMANCE_REPORT",
+    "PERFORMANCE_SPEC",
     "MODELOPS_RETRAIN_TRIGGER",
 )
 """Every variable :func:`build_retrain_job` sets (replacing same-named ones of the template)."""
@@ -432,6 +435,10 @@ def retrain_env(
             model_version_name(context.model_name, context.next_version) if context.next_version else ""
         ),
         "PERFORMANCE_REPORT": performance_report_env(result),
+        # Where the real outcomes are (labels source, join key, task, classes): to train on them.
+        "PERFORMANCE_SPEC": (
+            json.dumps(context.performance.to_wire(), separators=(",", ":")) if context.performance else ""
+        ),
         "MODELOPS_RETRAIN_TRIGGER": trigger_signal(result),
     }
     return env

@@ -221,6 +221,7 @@ def retrain_context(spec: DriftMonitorSpec, obs: MonitorObservations, check_time
         next_version=next_version(known),
         current=spec.current,
         check_time=check_time,
+        performance=spec.performance,
     )
 
 
