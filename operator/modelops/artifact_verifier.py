@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -41,24 +40,11 @@ from modelops.core.artifact_policy import (
     scheme_of,
     where,
 )
+from modelops.core.artifact_policy import (
+    FetchSettings as FetchSettings,  # re-exported: defined with the policy, so `run --help` needs no aiohttp
+)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True)
-class FetchSettings:
-    """Timeouts and concurrency of the operator's artifact reads (``modelops run --artifact-*``)."""
-
-    connect_timeout: float = 10.0
-    """Seconds to establish a connection (http) or to open the object (file, fsspec)."""
-    read_timeout: float = 30.0
-    """Seconds without a single byte before the artifact counts as unreachable."""
-    max_concurrent: int = 32
-    """Reads in flight at once, all namespaces together."""
-    max_per_namespace: int = 16
-    """Reads in flight at once for one namespace: the rest of the slots stay for the others."""
-    blocking_workers: int = 4
-    """Threads for file:// and fsspec reads (the verifier's own pool, never the handlers')."""
 
 
 class FairLimiter:

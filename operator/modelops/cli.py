@@ -21,7 +21,10 @@ from modelops.commands.args import plain
 from modelops.errors import CLIError, one_line
 
 # Each module defines `register(subparsers)` and sets `func` on its parsers. Only the module of
-# the command being run is imported, so `modelops serve` never pays for kopf or scipy.
+# the command being run is imported, so `modelops serve` never pays for kopf or scipy; and
+# `register` itself imports nothing heavy (stdlib and light modelops modules): numpy, scipy,
+# pydantic, kubernetes, kopf and aiohttp are imported by the command function when it runs, so
+# every `--help` starts in a blink (tests/cli/test_startup.py holds the line).
 COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("modelops.commands.crds", "generate crds/*.yaml from the API models"),
     "run": ("modelops.commands.run", "run the operator"),
@@ -58,9 +61,11 @@ def build_parser(argv: Sequence[str] | None = None, prog: str = "modelops") -> a
     parser.add_argument("--version", action="version", version=f"modelops {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # `modelops --help` (no command chosen) imports no command module at all; `modelops X ...`
+    # imports X's only. Only build_parser() without argv (docs, tests) builds every command.
     chosen = _chosen(argv) if argv is not None else None
     for name, (module_name, help_text) in COMMANDS.items():
-        if chosen is not None and name != chosen:
+        if argv is not None and name != chosen:
             sub.add_parser(name, help=help_text)  # listed in --help, not imported
             continue
         try:

@@ -10,8 +10,7 @@ import argparse
 import os
 import re
 
-from modelops.artifact_verifier import FetchSettings
-from modelops.core.artifact_policy import DEFAULT_MAX_BYTES, DEFAULT_SCHEMES, ArtifactPolicy
+from modelops.core.artifact_policy import DEFAULT_MAX_BYTES, DEFAULT_SCHEMES, ArtifactPolicy, FetchSettings
 from modelops.errors import CLIError
 
 _UNITS = {

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from modelops.api.crdgen import write_all
-
 CHART_CRDS = Path("files") / "crds"
 """Where a chart keeps its CRD copies: templates/crds.yaml renders them (not Helm's install-only crds/)."""
 
@@ -25,6 +23,8 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from modelops.api.crdgen import write_all  # pydantic and every model: not for --help
+
     for path in write_all(args.output):
         print(path)
     if args.chart is not None:

@@ -13,22 +13,22 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import ValidationError
-
-from modelops.api.driftmonitor import ColumnMapping, DriftSettings
 from modelops.commands.args import plain
+from modelops.drift.defaults import DEFAULT_BINS, DEFAULT_KS_SAMPLE
 from modelops.drift.durations import parse_duration
-from modelops.drift.engine import DriftReport, compute_drift
 from modelops.drift.errors import DriftDataError
-from modelops.drift.frame import Frame
-from modelops.drift.html import render_html
-from modelops.drift.predlog import LogFilter, read_prediction_log
-from modelops.drift.profile import DEFAULT_BINS, DEFAULT_KS_SAMPLE
-from modelops.drift.readers import load_frame, load_reference, profile_from_uri
 from modelops.errors import CLIError, describe_validation, describe_yaml_error, one_line
+
+if TYPE_CHECKING:
+    from modelops.api.driftmonitor import ColumnMapping, DriftSettings
+    from modelops.drift.engine import DriftReport
+    from modelops.drift.frame import Frame
+
+# The parser is built from the standard library only (`drift --help` must not import numpy,
+# pydantic or pyarrow); a command imports what it needs when it runs (a check: numpy, pyarrow and
+# the API models, never scipy.stats).
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -106,10 +106,19 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config(path: Path | None) -> tuple[DriftSettings, ColumnMapping | None]:
-    """Settings from a file holding a DriftMonitor, its spec, or ``{drift:, columnMapping:}``."""
+def load_config(path: Path | None) -> tuple[DriftSettings | None, ColumnMapping | None]:
+    """Settings from a file holding a DriftMonitor, its spec, or ``{drift:, columnMapping:}``.
+
+    Without a file: (None, None), the engine's defaults (``DriftSettings()``), and no API model
+    (nor pydantic, nor YAML) is imported.
+    """
     if path is None:
-        return DriftSettings(), None
+        return None, None
+    import yaml
+    from pydantic import ValidationError
+
+    from modelops.api.driftmonitor import ColumnMapping, DriftSettings
+
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -135,6 +144,10 @@ def load_config(path: Path | None) -> tuple[DriftSettings, ColumnMapping | None]
 
 def compute_from_args(args: argparse.Namespace, *, histograms: bool, now: datetime | None = None) -> DriftReport:
     """The check the arguments describe; raises DriftDataError on bad data or usage."""
+    from modelops.drift.engine import compute_drift
+    from modelops.drift.predlog import LogFilter, read_prediction_log
+    from modelops.drift.readers import load_frame, load_reference
+
     if not args.reference or not args.current:
         raise DriftDataError("InvalidConfig", "--reference and --current are required")
     now = now or datetime.now(UTC)
@@ -243,6 +256,8 @@ def run_check_command(args: argparse.Namespace) -> int:
         if args.output == "json":
             _emit(json.dumps(report.to_dict(), indent=2) + "\n", args.out)
         elif args.output == "html":
+            from modelops.drift.html import render_html
+
             _emit(render_html(report, sources=(f"reference: {args.reference}", f"current: {args.current}")), args.out)
         else:
             _emit(format_table(report), args.out)
@@ -268,6 +283,8 @@ def run_monitor_command(args: argparse.Namespace) -> int:
 
 def run_report_command(args: argparse.Namespace) -> int:
     """Writes the report; exits 0 whatever the verdict (use ``check`` to gate), 2 on bad data."""
+    from modelops.drift.html import render_html
+
     try:
         check_output(args.out)
         report = compute_from_args(args, histograms=True)
@@ -283,6 +300,8 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 
 def run_profile_command(args: argparse.Namespace) -> int:
+    from modelops.drift.readers import profile_from_uri
+
     try:
         check_output(args.out)
         _settings, mapping = load_config(args.config)

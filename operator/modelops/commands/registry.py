@@ -8,18 +8,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from modelops import API_VERSION
-from modelops.api.modelversion import ModelVersionSpec, Stage
-from modelops.artifacts import ArtifactUnreachable, compute_digest
-from modelops.core.drift_cronjob import RETRAIN_JOB_LABEL, RETRAINED_BY_LABEL
 from modelops.core.naming import dns1123, model_version_name
 from modelops.errors import CLIError, describe_validation
-from modelops.k8s.client import KubeConnectionError, load_api_client
-from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects, NotFound, Rejected
+
+if TYPE_CHECKING:
+    from modelops.k8s.resources import CustomObjects
+
+# The parser is built from the standard library only (`registry --help` must not import pydantic
+# or kubernetes): the API models, the Kubernetes client and YAML are imported where they are used.
+STAGES = ("None", "Staging", "Production", "Archived")
+"""``--to`` choices: the values of ``modelops.api.modelversion.Stage`` (tests/cli/test_startup.py)."""
 
 REGISTER_FLAGS = {
     "modelName": "--name",
@@ -48,6 +49,9 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
 
 
 def _client(args: argparse.Namespace) -> CustomObjects:
+    from modelops.k8s.client import KubeConnectionError, load_api_client
+    from modelops.k8s.resources import CustomObjects
+
     try:
         return CustomObjects(load_api_client(args.kubeconfig, args.context))
     except KubeConnectionError as exc:
@@ -56,6 +60,9 @@ def _client(args: argparse.Namespace) -> CustomObjects:
 
 def _call(fn: Any, *a: Any, **kw: Any) -> Any:
     """Run one API call; every failure a user can cause becomes a one-line CLIError."""
+    from modelops.k8s.client import KubeConnectionError
+    from modelops.k8s.resources import Conflict, NotFound, Rejected
+
     try:
         return fn(*a, **kw)
     except (KubeConnectionError, NotFound, Conflict, Rejected) as exc:
@@ -146,7 +153,7 @@ def register(sub: Any) -> None:
         "promote", help="request a stage (the model's ModelPolicy gates it); Production needs an approval"
     )
     p.add_argument("name")
-    p.add_argument("--to", required=True, choices=[s.value for s in Stage], dest="stage")
+    p.add_argument("--to", required=True, choices=STAGES, dest="stage")
     p.add_argument("--approved-by", help="who approves (required for Production unless a ModelPolicy waives it)")
     p.add_argument("--reason", help="why (required for Production)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the operator's verdict (0: don't)")
@@ -160,6 +167,9 @@ def register(sub: Any) -> None:
 
 
 def build_model_version(args: argparse.Namespace, digest: str) -> dict[str, Any]:
+    from modelops.api.modelversion import ModelVersionSpec
+    from modelops.core.drift_cronjob import RETRAIN_JOB_LABEL, RETRAINED_BY_LABEL
+
     lineage: dict[str, Any] = {}
     if args.dataset_uri:
         lineage["dataset"] = {
@@ -221,6 +231,11 @@ def build_model_version(args: argparse.Namespace, digest: str) -> dict[str, Any]
 
 
 def _register(args: argparse.Namespace) -> int:
+    import yaml
+
+    from modelops.artifacts import ArtifactUnreachable, compute_digest
+    from modelops.k8s.resources import MODEL_VERSION
+
     try:
         digest = compute_digest(args.file).value
     except ArtifactUnreachable as exc:
@@ -254,6 +269,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from modelops.k8s.resources import MODEL_VERSION
+
     items = _call(_client(args).list, MODEL_VERSION, args.namespace)
     if args.model:
         items = [o for o in items if o.get("spec", {}).get("modelName") == args.model]
@@ -263,6 +280,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from modelops.k8s.resources import MODEL_VERSION
+
     obj = _call(_client(args).get, MODEL_VERSION, args.namespace, args.name)
     view = {"name": obj["metadata"]["name"], "spec": obj.get("spec"), "status": obj.get("status") or {}}
     sys.stdout.write(yaml.safe_dump(view, sort_keys=False))
@@ -270,6 +291,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from modelops.k8s.resources import MODEL_VERSION
+
     patch: dict[str, Any] = {"spec": {"stage": args.stage}}
     if args.approved_by or args.reason:
         if not (args.approved_by and args.reason):
@@ -300,6 +323,9 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
+    from modelops.k8s.client import KubeConnectionError
+    from modelops.k8s.resources import MODEL_VERSION, Conflict, NotFound, Rejected
+
     api = _client(args)
     name: str | None = args.name
     seen: set[str] = set()

@@ -10,38 +10,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import config
-
-from modelops.core.rollout_control import (
-    ControlRequest,
-    Refused,
-    request_abort,
-    request_pause,
-    request_promote,
-    request_resume,
-    request_retry,
-    request_undo,
-)
-from modelops.core.rollout_view import (
-    Outcome,
-    Rollout,
-    UnreadableStatus,
-    ended,
-    parse_rollout,
-    pause_remaining,
-    progress,
-    render,
-)
 from modelops.drift.durations import parse_duration
 from modelops.errors import CLIError
-from modelops.k8s.client import KubeConnectionError, load_api_client
-from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_VERSION, Conflict, CustomObjects, NotFound, Obj, Rejected
-from modelops.k8s.rollout_control import Deleted, Feed, patch_spec_guarded, patch_status_guarded
+
+if TYPE_CHECKING:
+    from modelops.core.rollout_control import ControlRequest
+    from modelops.core.rollout_view import Outcome, Rollout
+    from modelops.k8s.resources import CustomObjects, Obj
+
+# The parser is built from the standard library only (`rollout --help` must not import pydantic or
+# kubernetes): the decisions, the views and the client are imported where they are used.
 
 EXIT_TIMEOUT = 2
 CLEAR = "\x1b[H\x1b[2J"
@@ -71,17 +55,17 @@ def register(sub: Any) -> None:
     p = rs.add_parser("promote", help="advance past the current step (--full: skip all remaining steps)")
     p.add_argument("--full", action="store_true", help="promote the canary to stable now")
     _common(p)
-    p.set_defaults(func=lambda a: _control(a, lambda r: request_promote(r, full=a.full)))
+    p.set_defaults(func=lambda a: _control(a, lambda r: _decision("request_promote")(r, full=a.full)))
 
     for name, help_text, decide in (
-        ("abort", "roll the canary back now", request_abort),
-        ("retry", "roll out again the version that was rolled back", request_retry),
-        ("pause", "hold the rollout at its current step", request_pause),
-        ("resume", "lift a pause made with rollout pause", request_resume),
+        ("abort", "roll the canary back now", "request_abort"),
+        ("retry", "roll out again the version that was rolled back", "request_retry"),
+        ("pause", "hold the rollout at its current step", "request_pause"),
+        ("resume", "lift a pause made with rollout pause", "request_resume"),
     ):
         p = rs.add_parser(name, help=help_text)
         _common(p)
-        p.set_defaults(func=lambda a, d=decide: _control(a, d))
+        p.set_defaults(func=lambda a, d=decide: _control(a, _decision(d)))
 
     p = rs.add_parser("undo", help="set spec.model.versionRef back to the previous stable version")
     p.add_argument("--to-version", default=None, help="a ModelVersion name, or a version of the same model")
@@ -92,8 +76,16 @@ def register(sub: Any) -> None:
 # --- plumbing -----------------------------------------------------------------------------------
 
 
+def _decision(name: str) -> Callable[..., ControlRequest]:
+    """``modelops.core.rollout_control.<name>``, imported when a write command runs."""
+    decide: Callable[..., ControlRequest] = getattr(importlib.import_module("modelops.core.rollout_control"), name)
+    return decide
+
+
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
     """kubectl's default: the namespace of the kubeconfig context, else `default`."""
+    from kubernetes import config
+
     try:
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
@@ -103,6 +95,9 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
 
 
 def _client(args: argparse.Namespace) -> CustomObjects:
+    from modelops.k8s.client import KubeConnectionError, load_api_client
+    from modelops.k8s.resources import CustomObjects
+
     try:
         api = CustomObjects(load_api_client(args.kubeconfig, args.context))
     except KubeConnectionError as exc:
@@ -113,6 +108,8 @@ def _client(args: argparse.Namespace) -> CustomObjects:
 
 
 def _api_error(exc: Exception, args: argparse.Namespace) -> CLIError:
+    from modelops.k8s.resources import Conflict, NotFound, Rejected
+
     if isinstance(exc, NotFound):
         return CLIError(f'not found: modeldeployment "{args.name}" in namespace "{args.namespace}"')
     if isinstance(exc, Conflict):
@@ -123,6 +120,10 @@ def _api_error(exc: Exception, args: argparse.Namespace) -> CLIError:
 
 
 def _call(args: argparse.Namespace, fn: Callable[..., Any], *a: Any) -> Any:
+    from modelops.k8s.client import KubeConnectionError
+    from modelops.k8s.resources import Conflict, NotFound, Rejected
+    from modelops.k8s.rollout_control import Deleted
+
     try:
         return fn(*a)
     except (KubeConnectionError, NotFound, Conflict, Rejected, Deleted) as exc:
@@ -130,6 +131,8 @@ def _call(args: argparse.Namespace, fn: Callable[..., Any], *a: Any) -> Any:
 
 
 def _parse(obj: Obj) -> Rollout:
+    from modelops.core.rollout_view import UnreadableStatus, parse_rollout
+
     try:
         return parse_rollout(obj)
     except UnreadableStatus as exc:
@@ -145,10 +148,16 @@ def _now() -> dt.datetime:
 
 
 def _exit_code(outcome: Outcome) -> int:
+    from modelops.core.rollout_view import Outcome
+
     return {Outcome.SUCCEEDED: 0, Outcome.FAILED: 1}.get(outcome, 0)
 
 
 def _get(args: argparse.Namespace) -> int:
+    from modelops.core.rollout_view import Outcome, ended, pause_remaining, render
+    from modelops.k8s.resources import MODEL_DEPLOYMENT
+    from modelops.k8s.rollout_control import Feed
+
     api = _client(args)
     if not args.watch:
         once = _parse(_call(args, api.get, MODEL_DEPLOYMENT, args.namespace, args.name))
@@ -192,6 +201,9 @@ def _timeout(text: str) -> float | None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from modelops.core.rollout_view import Outcome, progress
+    from modelops.k8s.rollout_control import Feed
+
     limit = _timeout(args.timeout)
     api = _client(args)
     deadline = None if limit is None else time.monotonic() + limit
@@ -225,6 +237,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, decide: Callable[[Rollout], ControlRequest]) -> int:
+    from modelops.core.rollout_control import Refused
+    from modelops.k8s.rollout_control import patch_status_guarded
+
     api = _client(args)
     summary: list[str] = []
 
@@ -242,6 +257,10 @@ def _control(args: argparse.Namespace, decide: Callable[[Rollout], ControlReques
 
 
 def _undo(args: argparse.Namespace) -> int:
+    from modelops.core.rollout_control import Refused, request_undo
+    from modelops.k8s.resources import MODEL_VERSION
+    from modelops.k8s.rollout_control import patch_spec_guarded
+
     api = _client(args)
     summary: list[str] = []
     versions: list[Obj] = _call(args, api.list, MODEL_VERSION, args.namespace)

@@ -16,10 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelops.commands.args import plain, port
-from modelops.server.metrics import PREDICTION_BUCKETS
 
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 EXIT_USAGE = 2
@@ -67,6 +64,8 @@ def register(sub: Any) -> None:
 
 
 def _from_model_version(path: Path) -> dict[str, Any]:
+    import yaml
+
     from modelops.api.modelversion import ModelVersionSpec
 
     doc = yaml.safe_load(path.read_text())
@@ -104,9 +103,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import yaml
     from pydantic import ValidationError
 
     from modelops.errors import CLIError, describe_validation, describe_yaml_error, one_line
+    from modelops.server.metrics import PREDICTION_BUCKETS
     from modelops.server.runtime import ServeConfig, serve
 
     base: dict[str, Any] = {}

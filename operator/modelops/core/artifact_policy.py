@@ -48,6 +48,25 @@ RefusalReason = Literal[
 
 
 @dataclass(frozen=True)
+class FetchSettings:
+    """Timeouts and concurrency of the operator's artifact reads (``modelops run --artifact-*``).
+
+    Here, not in ``artifact_verifier`` (aiohttp), so ``modelops run --help`` shows the defaults
+    without importing aiohttp."""
+
+    connect_timeout: float = 10.0
+    """Seconds to establish a connection (http) or to open the object (file, fsspec)."""
+    read_timeout: float = 30.0
+    """Seconds without a single byte before the artifact counts as unreachable."""
+    max_concurrent: int = 32
+    """Reads in flight at once, all namespaces together."""
+    max_per_namespace: int = 16
+    """Reads in flight at once for one namespace: the rest of the slots stay for the others."""
+    blocking_workers: int = 4
+    """Threads for file:// and fsspec reads (the verifier's own pool, never the handlers')."""
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why a fetch is not allowed. The message never contains anything the remote side sent."""
 

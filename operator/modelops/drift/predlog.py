@@ -12,6 +12,13 @@ Inputs become columns named by feature; outputs become ``outputs.<name>`` (map t
 reference column with ``columnMapping.rename``). When input values are lists of one length, the
 row is a batch and expands to that many rows. Keys missing from a row are missing values
 (counted as NaN), never dropped. If the server's log changes, adapt this module only.
+
+Files are read columnar with pyarrow (Parquet, and JSONL through pyarrow's JSON reader): the
+window and the model/version/track filters are compute kernels over whole columns, and
+``inputs``/``outputs`` are struct columns whose fields become the frame's columns, with no Python
+object per row. A log that does not fit that shape (batched list values, timestamps in mixed
+forms, a line still being written, types that change between lines) is read row by row instead,
+with the same result.
 """
 
 from __future__ import annotations
@@ -97,6 +104,130 @@ def expand_uri(uri: str) -> list[str]:
     return sorted(f"{protocol}://{p}" if "://" not in p else p for p in found)
 
 
+def _is_parquet(path: str, fmt: str) -> bool:
+    name = path.split("?", 1)[0].lower()
+    return fmt == "parquet" or (fmt == "auto" and name.endswith((".parquet", ".pq")))
+
+
+def _read_columnar(files: list[str], flt: LogFilter, fmt: str) -> tuple[dict[str, Column], LogStats] | None:
+    """Every file's window as Arrow columns, one frame; None when any file needs the row reader.
+
+    Rows outside the window are dropped by one comparison over the timestamp column, before any
+    value is converted; the struct fields of ``inputs``/``outputs`` become columns by reference.
+    """
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - the drift extra is installed wherever logs are read
+        return None
+    from modelops.drift.readers import table_to_frame
+
+    stats = LogStats(files=len(files))
+    tables = []
+    for path in files:
+        try:
+            table = _read_table(path, _is_parquet(path, fmt))
+            window = _window(table, flt, stats) if table is not None else None
+        except (pa.ArrowException, OSError, ValueError, TypeError):
+            return None
+        if window is None:
+            return None
+        tables.append(window)
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, ValueError, TypeError):  # a column's type differs between files
+        return None
+    return table_to_frame(table), stats
+
+
+def _read_table(path: str, parquet: bool) -> Any:
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    local = local_path(path)
+    if parquet and local is not None:
+        return pq.read_table(str(local), memory_map=True)  # pyarrow's own reader: no Python file object
+    with open_uri(path) as fh:
+        return pq.read_table(fh) if parquet else pajson.read_json(fh)
+
+
+def _window(table: Any, flt: LogFilter, stats: LogStats) -> Any:
+    """The rows of one file in the window (and of the model/version/track), flattened; None when
+    the file is not of the columnar shape (then the row reader decides, as it always did)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(table.column_names)
+    if "timestamp" not in names:
+        return None
+    micros = _timestamp_micros(table.column("timestamp"))
+    if micros is None:
+        return None
+    nested: list[tuple[str, Any]] = []
+    for part, prefix in (("inputs", ""), ("outputs", OUTPUT_PREFIX)):
+        if part not in names:
+            continue
+        typ = table.schema.field(part).type
+        if pa.types.is_null(typ):
+            continue
+        if not pa.types.is_struct(typ) or any(_nested(typ.field(i).type) for i in range(typ.num_fields)):
+            return None  # not an object of scalars (a batch of lists, or worse): the row reader
+        nested.append((part, prefix))
+    keep = pc.and_(
+        pc.greater_equal(micros, pa.scalar(_epoch_micros(flt.start), pa.int64())),
+        pc.less(micros, pa.scalar(_epoch_micros(flt.end), pa.int64())),
+    )
+    for key, want in (("model", flt.model), ("version", flt.version), ("track", flt.track)):
+        if want is None:
+            continue
+        if key not in names:
+            keep = pa.array([False] * table.num_rows)
+            continue
+        column = table.column(key)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            return None  # str() of a number or null is the row reader's business
+        keep = pc.and_(keep, pc.equal(column, pa.scalar(want, column.type)))
+    stats.rows_read += table.num_rows
+    stats.malformed += micros.null_count
+    selected = table.filter(pc.fill_null(keep, False))
+    stats.rows_matched += selected.num_rows
+    columns: dict[str, Any] = {}
+    for part, prefix in nested:
+        struct = selected.column(part)
+        for i in range(struct.type.num_fields):
+            columns[prefix + struct.type.field(i).name] = pc.struct_field(struct, [i])
+    return pa.table(columns)
+
+
+def _nested(typ: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_nested(typ))
+
+
+def _epoch_micros(when: datetime) -> int:
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _timestamp_micros(column: Any) -> Any:
+    """Microseconds since the epoch (nulls where missing), or None for a form left to the row reader."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typ = column.type
+    utc = pa.timestamp("us", "UTC")
+    if pa.types.is_timestamp(typ):
+        # Naive timestamps are UTC, as in parse_timestamp.
+        as_utc = column if typ.tz is not None else pc.assume_timezone(column, "UTC")
+        return pc.cast(pc.cast(as_utc, utc), pa.int64())
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        try:
+            return pc.cast(pc.cast(column, utc), pa.int64())  # RFC 3339 with Z or an offset
+        except pa.ArrowInvalid:
+            return None  # naive text, epoch seconds as text, or garbage: counted row by row
+    return None
+
+
 def _rows_jsonl(uri: str, stats: LogStats) -> Iterator[Mapping[str, Any]]:
     with open_uri(uri) as fh:
         for raw in fh:
@@ -164,6 +295,11 @@ def read_prediction_log(uri: str, flt: LogFilter, fmt: str = "auto") -> tuple[di
     files = expand_uri(uri)
     if not files:
         raise DriftDataError("EmptyData", f"no prediction log files at {uri}")
+    columnar = _read_columnar(files, flt, fmt)
+    if columnar is not None:
+        frame, stats = columnar
+        if stats.rows_matched:
+            return frame, stats
     stats = LogStats(files=len(files))
     columns: dict[str, list[Any]] = {}
     n = 0

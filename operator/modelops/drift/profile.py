@@ -26,6 +26,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from modelops.drift.defaults import DEFAULT_BINS as DEFAULT_BINS  # re-exported (defined light for --help)
+from modelops.drift.defaults import DEFAULT_KS_SAMPLE as DEFAULT_KS_SAMPLE
 from modelops.drift.errors import DriftDataError
 from modelops.drift.frame import CategoricalColumn, FeatureKind, Frame, frame_rows
 from modelops.drift.stattests import KS_MAX_EXACT_N, distinct_counts
@@ -34,11 +36,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 PROFILE_FORMAT = "modelops.dev/drift-profile/v1"
-DEFAULT_KS_SAMPLE = 20_000
-"""Distinct reference values kept per numerical column: KS within 5e-5 of the full data, and
-larger than scipy's exact-KS limit so small references are stored (and tested) exactly."""
-DEFAULT_BINS = 10
-"""Reference-quantile bins for PSI, and for chi2/JS on continuous columns (deciles)."""
 RAW_KS_SAMPLE = 100_000
 """Distinct values kept for a KS-tested column when a check prepares a raw reference in memory:
 KS is exact (equal to scipy) up to this many distinct reference values."""

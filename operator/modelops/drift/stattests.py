@@ -7,19 +7,24 @@ wrappers on raw arrays (``ks_2samp``, ``wasserstein``, ...) exist for tests and 
 Registry style after Evidently's ``stattests/``: a descriptor names the test, the feature kinds it
 applies to, whether its score is a p-value (drift when ``p < threshold``) or a distance (drift
 when ``score >= threshold``), and its default threshold.
+
+Imports: numpy only. ``scipy.stats`` is never imported (~2 s of CPU, more than a whole check): the
+KS distribution is computed in :mod:`modelops.drift.ks_distribution`, and the chi-squared tail
+(and KS's one-sided Smirnov tail) come from ``scipy.special``, imported when such a test runs. A
+check with the default tests above 1,000 reference rows (Wasserstein, Jensen-Shannon) imports no
+scipy at all. Every number still equals scipy's (tests/drift/test_stattests.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
-from scipy import stats as _stats
+
+from modelops.drift import ks_distribution
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -35,7 +40,7 @@ WASSERSTEIN_MIN_STD = 1e-3
 """Floor of the reference std that normalises the Wasserstein distance (Evidently's value), so a
 constant reference gives a large finite score instead of a division by zero."""
 
-KS_MAX_EXACT_N = 10_000
+KS_MAX_EXACT_N = ks_distribution.EXACT_MAX_N
 """scipy's ``ks_2samp(method="auto")`` is exact when both samples have at most this many rows."""
 
 
@@ -82,22 +87,6 @@ def get_test(name: str) -> StatTest:
 # Kolmogorov-Smirnov
 
 
-def _exact_attempt() -> Callable[..., tuple[bool, float, float]] | None:
-    """scipy's own exact two-sample routine, so exact p-values match ``ks_2samp`` bit for bit.
-
-    It is private API; when a scipy release moves it the engine falls back to calling the public
-    ``ks_2samp`` on the (small, exactly stored) samples, and the tests against scipy still hold.
-    """
-    try:
-        from scipy.stats._stats_py import _attempt_exact_2kssamp
-    except ImportError:  # pragma: no cover - depends on the scipy release
-        return None
-    return _attempt_exact_2kssamp  # type: ignore[no-any-return]
-
-
-_ATTEMPT_EXACT = _exact_attempt()
-
-
 def ks_statistic_from_counts(
     ref_le: IntArray, ref_lt: IntArray, n: int, cur_le: IntArray, cur_lt: IntArray, m: int
 ) -> float:
@@ -118,17 +107,10 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """(statistic, p-value) as ``scipy.stats.ks_2samp(method="auto")`` reports them for D=d.
 
     Exact (Hodges) when both samples have at most 10,000 rows, where scipy also rounds the
-    statistic to the lattice h/lcm(n1, n2); Smirnov's asymptotic distribution otherwise.
+    statistic to the lattice h/lcm(n1, n2); the distribution of D_n for n = n1 n2 / (n1 + n2)
+    otherwise (see :mod:`modelops.drift.ks_distribution`).
     """
-    if max(n1, n2) <= KS_MAX_EXACT_N and _ATTEMPT_EXACT is not None:
-        g = math.gcd(n1, n2)
-        success, d_exact, prob = _ATTEMPT_EXACT(n1, n2, g, np.float64(d), "two-sided")
-        if success:
-            return float(d_exact), float(np.clip(prob, 0, 1))
-    big, small = sorted([float(n1), float(n2)], reverse=True)
-    en = big * small / (big + small)
-    prob = _stats.kstwo.sf(d, np.round(en))
-    return float(d), float(np.clip(prob, 0, 1))
+    return ks_distribution.two_sample_pvalue(float(d), n1, n2)
 
 
 def exact_mode(n1: int, n2: int) -> bool:
@@ -242,8 +224,16 @@ def chi2_from_counts(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike) -> tu
         return 0.0, 1.0
     expected = np.outer(rows, table.sum(axis=0)) / table.sum()
     stat = float(((table - expected) ** 2 / expected).sum())
-    p = float(_stats.chi2.sf(stat, table.shape[1] - 1))
-    return stat, p
+    return stat, chi2_sf(stat, table.shape[1] - 1)
+
+
+def chi2_sf(stat: float, df: int) -> float:
+    """P(X >= stat) for X ~ chi2(df): ``scipy.stats.chi2.sf``, from ``scipy.special`` only."""
+    if stat <= 0:
+        return 1.0
+    from scipy.special import chdtrc  # imported when a chi2 test runs, not with this module
+
+    return float(chdtrc(df, stat))
 
 
 def psi_from_counts(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLike, epsilon: float = PSI_EPSILON) -> float:
@@ -271,8 +261,15 @@ def jensenshannon_from_counts(ref_counts: npt.ArrayLike, cur_counts: npt.ArrayLi
     p = p / p.sum()
     q = q / q.sum()
     mid = (p + q) / 2.0
-    js = (special.rel_entr(p, mid).sum() + special.rel_entr(q, mid).sum()) / 2.0
+    js = (_rel_entr(p, mid).sum() + _rel_entr(q, mid).sum()) / 2.0
     return float(np.sqrt(max(js, 0.0)))
+
+
+def _rel_entr(x: FloatArray, y: FloatArray) -> FloatArray:
+    """``scipy.special.rel_entr`` where y > 0 wherever x > 0 (a mixture's midpoint): x ln(x/y), 0 at x = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = np.where(x > 0, x * np.log(x / y), 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
