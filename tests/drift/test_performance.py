@@ -252,6 +252,11 @@ def test_window_late_labels_and_outside_labels():
     assert (res.predictions, res.labelled, res.quality.future_labels) == (4, 4, 0)
 
 
+def test_a_window_needs_timestamps():
+    err = bad(lambda: evaluate_performance(preds(["a"], [1]), labels(["a"], [1]), settings(), now=NOW, start=NOW - H))
+    assert (err.reason, "no timestamps" in err.message) == ("MissingColumns", True)
+
+
 def test_duplicate_prediction_keys_get_no_label():
     """A batched request logs several rows under one request_id: which label is whose is unknown."""
     res = evaluate_performance(

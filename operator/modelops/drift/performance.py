@@ -445,6 +445,10 @@ def prepare(
         label_value=label_code_or_value,
         label_known=known,
     )
+    if predictions.time_us is None and (start is not None or end is not None):
+        raise DriftDataError(
+            "MissingColumns", f"the predictions at {predictions.source} have no timestamps for a window"
+        )
     in_window = _window_mask(predictions.time_us, n, start, end)
     if not np.any(in_window):
         raise DriftDataError(
