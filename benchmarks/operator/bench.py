@@ -172,6 +172,7 @@ def main() -> int:
     parser.add_argument("--ready-after", type=float, default=0.5, help="seconds from a new generation to ready pods")
     parser.add_argument("--pause", type=float, default=20.0, help="the timed pause whose end is measured (s)")
     parser.add_argument("--window", type=float, default=30.0, help="quiet window measured with every rollout live (s)")
+    parser.add_argument("--quiet-after", type=float, default=35.0, help="wait this long after the rollouts settled (s)")
     parser.add_argument("--by-model", type=int, default=0, help="how many deployments track spec.model.modelName")
     parser.add_argument("--json", type=Path, help="write raw results here")
     args = parser.parse_args()
@@ -185,6 +186,7 @@ def main() -> int:
         "ready_after_s": args.ready_after,
         "pause_s": args.pause,
         "by_model": args.by_model,
+        "load_start": os.getloadavg(),
         "steps": [],
     }
     with (
@@ -240,6 +242,7 @@ def main() -> int:
                 md_settled = _deploy(server.url, args, rollouts, results, op.pid)
                 if md_settled:
                     _roll_out(server.url, args, rollouts, results, op.pid, artifact.as_uri(), digest)
+                    time.sleep(args.quiet_after)
                     _quiet_window(metrics_url, args.window, results, op.pid)
             # End to end, one change at a time, with everything live.
             e2e: list[float] = []
@@ -277,6 +280,7 @@ def main() -> int:
             rss, cpu = proc_stats(op.pid)
             results["final"] = {"rss_mib": rss, "cpu_s": cpu}
             results["deployment_status_patches"] = player.patches
+            results["load_end"] = os.getloadavg()
         finally:
             player.stop()
             rollouts.stop()
@@ -413,6 +417,12 @@ def _ms(xs: list[float]) -> str:
 
 def _report(r: dict[str, Any]) -> None:
     print(f"\npods: {r['pods']}, {r['deployments']} ModelDeployments ({r['by_model']} by modelName)")
+    load = (
+        ", ".join(f"{a:.1f}" for a in r.get("load_start", ()))
+        + " -> "
+        + ", ".join(f"{a:.1f}" for a in r.get("load_end", ()))
+    )
+    print(f"load average (1, 5, 15 min): {load}")
     print("\n| population | settle (s) | operator RSS (MiB) | operator CPU (s, cumulative) |")
     print("|---|---:|---:|---:|")
     print(f"| idle (0 objects) | - | {r['idle']['rss_mib']:.0f} | {r['idle']['cpu_s']:.1f} |")

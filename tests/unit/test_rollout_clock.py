@@ -119,3 +119,27 @@ def test_a_canary_that_never_gets_ready_is_rolled_back_exactly_at_the_deadline()
     assert began is not None
     driven.run_until(lambda s: s.status.phase == RolloutPhase.ROLLED_BACK)
     assert driven.reconciles[-1] == began + timedelta(minutes=5)
+
+
+# ------------------------------------------------------- the handler's memory of when to look next
+
+
+def test_clocks_follow_each_reconcile_outcome() -> None:
+    from modelops.handlers.modeldeployment import Clocks, Reconciled
+
+    clocks, key = Clocks(), ("default", "churn")
+    assert clocks.due(key) is None  # never reconciled by this process: the clock looks at once
+    clocks.record(key, Reconciled(T0, active=True, changed=True, wait_until=T0 + 3600 * S))
+    assert clocks.due(key) == T0 + 1 * S
+    clocks.record(key, Reconciled(T0 + 1 * S, active=True, changed=False, wait_until=T0 + 3600 * S))
+    assert clocks.due(key) == T0 + 2 * S
+    clocks.record(key, Reconciled(T0 + 300 * S, active=True, changed=False, wait_until=T0 + 3600 * S))
+    assert clocks.due(key) == T0 + 330 * S
+    clocks.record(key, Reconciled(T0 + 3590 * S, active=True, changed=False, wait_until=T0 + 3600 * S))
+    assert clocks.due(key) == T0 + 3600 * S  # the pause end, not a re-check after it
+    clocks.record(key, Reconciled(T0 + 3600 * S, active=False, changed=True))
+    assert clocks.due(key) is None  # no rollout underway: events only
+    clocks.record(key, Reconciled(T0 + 4000 * S, active=True, changed=True))
+    assert clocks.due(key) == T0 + 4001 * S
+    clocks.forget(key)
+    assert clocks.due(key) is None

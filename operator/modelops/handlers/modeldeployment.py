@@ -47,6 +47,7 @@ from modelops.k8s.rollout_io import (
     Catalog,
     Observed,
     apply_decision,
+    catalog_entry,
     observe,
     owner_of,
     read_object,
@@ -71,7 +72,7 @@ CLOCK_MARGIN_SECONDS = 0.005
 ACTIVE_PHASES = (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Key = tuple[str, str]
-VERSIONS_INDEX = "model_versions_by_model"
+VERSIONS_INDEX = "model_versions"
 
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
@@ -187,7 +188,7 @@ def reconcile(
     catalog: Catalog | None = None,
 ) -> Reconciled | None:
     """One reconcile of ModelDeployment ``namespace/name`` from a fresh read; None when it is gone
-    or being deleted. ``catalog``: the ModelVersions of a model, from the operator's index."""
+    or being deleted. ``catalog``: the ModelVersions as the operator's watch saw them (else read)."""
     clock = now_fn or _utcnow
     with _lock(namespace, name), observe_reconcile(KIND) as outcome:
         body = read_object(api.api, "ModelDeployment", namespace, name)
@@ -215,12 +216,12 @@ def reconcile(
             outcome.result = "retry"
             logger.debug("changed while reconciling, the newer version is reconciled next: %s", exc)
             return Reconciled(now, active=True, changed=True)
+        new = decision.status
+        set_rollout_metrics(namespace, name, str(new.phase), new.canary_weight, new.current_step_index)
         events.record(body, decision.events)
         for line in changes:
             logger.info(line)
         synced = sync_model_versions(api, owner_of(body), decision.status, observed)
-        new = decision.status
-        set_rollout_metrics(namespace, name, str(new.phase), new.canary_weight, new.current_step_index)
         active = bool(new.canary_version) or new.phase in ACTIVE_PHASES
         changed = decision.changed or bool(changes) or bool(decision.events) or bool(synced)
         return Reconciled(now, active=active, changed=changed, wait_until=decision.wait_until)
@@ -243,19 +244,30 @@ def _safely(
         clocks.record(key, outcome)
 
 
-def _catalog(kwargs: Mapping[str, Any]) -> Catalog | None:
-    """The lookup of a model's versions in kopf's index (passed to every handler as a kwarg)."""
-    index = kwargs.get(VERSIONS_INDEX)
-    if index is None:
-        return None
+class _IndexCatalog:
+    """The ModelVersions in kopf's index (filled from the watch before any handler runs)."""
 
-    def lookup(namespace: str, model: str) -> tuple[VersionInfo, ...]:
+    def __init__(self, index: Mapping[Any, Any]) -> None:
+        self._index = index
+
+    def _get(self, key: tuple[str, str, str]) -> tuple[dict[str, Any], ...]:
         try:
-            return tuple(index[(namespace, model)])
+            return tuple(self._index[key])
         except KeyError:
             return ()
 
-    return lookup
+    def of_model(self, namespace: str, model: str) -> tuple[dict[str, Any], ...]:
+        return self._get(("model", namespace, model))
+
+    def named(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self._get(("name", namespace, name))
+        return found[0] if found else None
+
+
+def _catalog(kwargs: Mapping[str, Any]) -> Catalog | None:
+    """The catalog over kopf's index, which kopf passes to every handler as a kwarg."""
+    index = kwargs.get(VERSIONS_INDEX)
+    return _IndexCatalog(index) if index is not None else None
 
 
 def _owner_name(body: Mapping[str, Any]) -> str | None:
@@ -283,12 +295,13 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     seen_guard = threading.Lock()
 
     @kopf.index(GROUP, VERSION, "modelversions", id=VERSIONS_INDEX, registry=registry)
-    def model_versions_by_model(**kwargs: Any) -> dict[tuple[str, str], VersionInfo]:
-        """Every ModelVersion by (namespace, model), so a modelName deployment chooses among its
-        model's versions without listing the registry at each reconcile (kopf fills the index
-        from the watch before any handler runs)."""
-        info = VersionInfo.from_object(kwargs["body"])
-        return {(str(kwargs["namespace"]), info.model_name): info}
+    def model_versions(**kwargs: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Every ModelVersion by model and by name, trimmed: a reconcile reads its versions from
+        here, not from the API server (a version's change reaches the index before its event
+        reaches any handler)."""
+        entry = catalog_entry(kwargs["body"])
+        namespace, model = str(kwargs["namespace"]), str((entry["spec"] or {}).get("modelName", ""))
+        return {("model", namespace, model): entry, ("name", namespace, str(kwargs["name"])): entry}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def model_deployment_event(**kwargs: Any) -> None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import urllib3
 from kubernetes import client
@@ -213,8 +213,25 @@ def _secret_blockers(api: client.ApiClient, namespace: str, spec: ModelDeploymen
     return []
 
 
-Catalog = Callable[[str, str], Sequence[VersionInfo]]
-"""(namespace, model name) -> that model's ModelVersions, from the operator's watch (kopf index)."""
+class Catalog(Protocol):
+    """The ModelVersions as the operator's watch last saw them (a kopf index), trimmed to what a
+    rollout reads (:func:`catalog_entry`): no API call per reconcile, at 10 or 10,000 versions."""
+
+    def of_model(self, namespace: str, model: str) -> Sequence[Obj]: ...
+
+    def named(self, namespace: str, name: str) -> Obj | None: ...
+
+
+def catalog_entry(body: Mapping[str, Any]) -> Obj:
+    """A ModelVersion as the catalog keeps it: identity, spec, and the status a rollout reads."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    return {
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": dict(body.get("spec") or {}),
+        "status": {k: status[k] for k in ("phase", "stage", "deployments") if k in status},
+    }
 
 
 def _touched_names(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> set[str]:
@@ -247,29 +264,34 @@ def _version_objects(
     status: Mapping[str, Any],
     catalog: Catalog | None = None,
 ) -> tuple[dict[str, Obj], list[VersionInfo]]:
-    """The ModelVersions one decision can touch (read fresh), and the candidates the selection
-    chooses among, so a reconcile costs the same at 10 or 10,000 versions.
+    """The ModelVersions one decision can touch (those whose ``status.deployments`` it may write,
+    and the one it may deploy), and the candidates the selection chooses among.
 
     ``versionRef``: the named version is the only candidate. ``modelName``: every version of the
-    model is, from ``catalog`` (the operator's index, no API call) with the fresh reads laid over
-    it; without a catalog, every version of the namespace is listed.
+    model is. With a ``catalog`` nothing is read from the API server; without one, the touched
+    versions are read (and, for ``modelName``, every version of the namespace listed).
     """
     names = _touched_names(spec, status)
     model = spec.model.model_name
+    if catalog is not None:
+        objects = {n: o for n in sorted(names) if (o := catalog.named(namespace, n)) is not None}
+        if model is None:
+            return objects, [VersionInfo.from_object(o) for o in objects.values()]
+        of_model = {o["metadata"]["name"]: o for o in catalog.of_model(namespace, model)}
+        candidates = [VersionInfo.from_object(o) for o in of_model.values()]
+        chosen = select_version(spec.model, candidates).version
+        if chosen is not None:
+            objects[chosen.name] = of_model[chosen.name]
+        return objects, candidates
     if model is None:
         objects = _read_versions(api, namespace, names)
         return objects, [VersionInfo.from_object(o) for o in objects.values()]
-    if catalog is None:
-        listed = {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, namespace)}
-        objects = {n: o for n, o in listed.items() if n in names}
-        return objects, [VersionInfo.from_object(o) for o in listed.values()]
-    indexed = {v.name: v for v in catalog(namespace, model)}
-    chosen = select_version(spec.model, list(indexed.values())).version
-    objects = _read_versions(api, namespace, names | ({chosen.name} if chosen is not None else set()))
-    fresh = {n: VersionInfo.from_object(o) for n, o in objects.items()}
-    for name in set(indexed) & set(names | ({chosen.name} if chosen is not None else set())) - set(fresh):
-        del indexed[name]  # deleted since the index saw it
-    return objects, list({**indexed, **fresh}.values())
+    listed = {o["metadata"]["name"]: o for o in api.list(MODEL_VERSION, namespace)}
+    objects = {n: o for n, o in listed.items() if n in names}
+    chosen = select_version(spec.model, [VersionInfo.from_object(o) for o in listed.values()]).version
+    if chosen is not None:
+        objects[chosen.name] = listed[chosen.name]
+    return objects, [VersionInfo.from_object(o) for o in listed.values()]
 
 
 def observe(
@@ -279,10 +301,8 @@ def observe(
     owner = owner_of(body)
     objects, candidates = _version_objects(api, owner.namespace, spec, body.get("status") or {}, catalog)
     versions = {name: VersionInfo.from_object(o) for name, o in objects.items()}
-    deployments: dict[str, Obj | None] = {
-        track: read_object(api.api, "Deployment", owner.namespace, track_deployment_name(owner, track))
-        for track in ("stable", "canary")
-    }
+    labelled = list_objects(api.api, "Deployment", owner.namespace, f"{DEPLOYMENT_LABEL}={label_value(owner.name)}")
+    deployments = {track: labelled.get(track_deployment_name(owner, track)) for track in ("stable", "canary")}
     route = None
     blockers = [*_secret_blockers(api.api, owner.namespace, spec), *_gateway_blockers(api.api, owner.namespace, spec)]
     route_manifest = build_http_route(owner, spec, 0)
@@ -502,18 +522,24 @@ def sync_model_versions(
             {"namespace": owner.namespace, "name": owner.name, "track": track, "weight": weight}
         )
     written = []
-    for name, obj in observed.version_objects.items():
-        current = list((obj.get("status") or {}).get("deployments") or [])
-        others = [d for d in current if (d.get("namespace"), d.get("name")) != (owner.namespace, owner.name)]
-        desired = others + ours.get(name, [])
-        if desired == current:
-            continue
-        try:
-            api.patch_status(
-                MODEL_VERSION, owner.namespace, name, {"deployments": desired}, obj["metadata"].get("resourceVersion")
-            )
-            written.append(name)
-        except Conflict:
+    for name, seen in observed.version_objects.items():
+        obj: Obj | None = seen
+        for _ in range(2):  # the object as observed (maybe from the catalog), then read fresh
+            if obj is None:
+                break
+            current = list((obj.get("status") or {}).get("deployments") or [])
+            others = [d for d in current if (d.get("namespace"), d.get("name")) != (owner.namespace, owner.name)]
+            desired = others + ours.get(name, [])
+            if desired == current:
+                break
+            try:
+                rv = obj["metadata"].get("resourceVersion")
+                api.patch_status(MODEL_VERSION, owner.namespace, name, {"deployments": desired}, rv)
+                written.append(name)
+                break
+            except Conflict:
+                obj = read_object(api.api, "ModelVersion", owner.namespace, name)
+        else:
             log.debug("ModelVersion %s changed meanwhile; its deployments are synced on the next reconcile", name)
     return written
 
