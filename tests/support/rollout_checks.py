@@ -117,13 +117,16 @@ def assert_promoted_once(
 ) -> None:
     """Traffic shifted exactly as one operator shifts it, promoted once, one history entry per event.
 
-    ``weights``: the setWeight steps (e.g. [25, 50]); the recorded weights are 0, those, 100, 0.
+    ``weights``: the setWeight steps (e.g. [25, 50]). ``status.canaryWeight`` goes 0, those, 100,
+    0, only up until the hand-over; it is a snapshot, not a log: a status write superseded before
+    it lands (a conflict, a lost connection) may hide the short 100% moment, which the
+    Deployments' states always show.
     """
     stable, canary, seen = recorded
     want_stable, want_canary = promoted_states(v1, v2)
     assert stable == want_stable, f"stable track states: {stable}"
     assert canary == want_canary, f"canary track states: {canary}"
-    assert seen == [0, *weights, 100, 0], f"canaryWeight: {seen}"
+    assert seen in ([0, *weights, 100, 0], [0, *weights, 0]), f"canaryWeight: {seen}"
     assert [h["event"] for h in status["history"]] == PROMOTED_HISTORY, status["history"]
     assert (status["phase"], status["stableVersion"], status.get("canaryVersion")) == ("Healthy", v2, None)
 
