@@ -53,3 +53,19 @@ def test_an_unexpected_skip_fails_only_ci(tmp_path: Path, ci: bool) -> None:
     else:
         assert result.returncode == 0, result.stdout
         assert "unexpected skip" not in result.stdout
+
+
+def test_a_module_skipped_at_import_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """A module-level skip is a CollectReport (no keywords): named as unexpected, no INTERNALERROR."""
+    (tmp_path / "test_module_skip.py").write_text('import pytest\npytest.skip("no tool", allow_module_level=True)\n')
+    env = {k: v for k, v in os.environ.items() if k != "MODELOPS_CI"} | {"MODELOPS_CI": "1"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.support.skipguard", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path / "test_module_skip.py")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    assert result.returncode != 0, result.stdout  # (5 here: the only module was skipped, nothing ran)
+    assert "1 unexpected skip(s)" in result.stdout
+    assert "SKIPPED test_module_skip.py: no tool" in result.stdout

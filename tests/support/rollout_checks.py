@@ -132,12 +132,12 @@ def assert_promoted_once(
 
 
 def assert_rolled_back_without_promotion(
-    recorded: tuple[list[State], list[State], list[int]], status: dict[str, Any], v1: str, v2: str
+    recorded: tuple[list[State], list[State], list[int]], status: dict[str, Any], v1: str, v2: str, replicas: int = 4
 ) -> None:
-    """The canary never became the stable: the stable ran v1 throughout and is back at 4 pods."""
+    """The canary never became the stable: the stable ran v1 throughout and is back at ``replicas``."""
     stable, canary, _ = recorded
     assert {v for v, _ in stable} == {v1}, f"stable track states: {stable}"
-    assert stable[-1] == (v1, 4), stable
+    assert stable[-1] == (v1, replicas), stable
     assert canary[-1] == (v2, 0), canary
     assert [h["event"] for h in status["history"]] == ROLLED_BACK_HISTORY, status["history"]
     assert (status["phase"], status["stableVersion"], status.get("failedVersion")) == ("RolledBack", v1, v2)
