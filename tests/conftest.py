@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.operator",
     "tests.support.cluster",
     "tests.support.skipguard",
+    "tests.support.wheel",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,17 +153,25 @@ def compute_from_args(args: argparse.Namespace, *, histograms: bool, now: dateti
         raise DriftDataError("InvalidConfig", "--reference and --current are required")
     now = now or datetime.now(UTC)
     settings, mapping = load_config(args.config)
-    reference = load_reference(args.reference, args.reference_format, mapping, cache=None)
-    current: Frame
-    if args.prediction_log:
+    # The reference (a profile's decompression, or raw data) loads in a thread while this one
+    # reads the current data: both spend their time outside the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load_reference, args.reference, args.reference_format, mapping, cache=None)
+        current: Frame
         try:
-            window = parse_duration(args.window)
-        except ValueError as exc:
-            raise DriftDataError("InvalidConfig", str(exc)) from exc
-        flt = LogFilter(now - window, now, args.model, args.model_version, args.track)
-        current, _stats = read_prediction_log(args.current, flt, args.current_format)
-    else:
-        current = load_frame(args.current, args.current_format, mapping)
+            if args.prediction_log:
+                try:
+                    window = parse_duration(args.window)
+                except ValueError as exc:
+                    raise DriftDataError("InvalidConfig", str(exc)) from exc
+                flt = LogFilter(now - window, now, args.model, args.model_version, args.track)
+                current, _stats = read_prediction_log(args.current, flt, args.current_format)
+            else:
+                current = load_frame(args.current, args.current_format, mapping)
+        except BaseException:
+            pending.result()  # a bad reference is reported first, as when it was read first
+            raise
+        reference = pending.result()
     return compute_drift(reference, current, settings, mapping, now, min_rows=args.min_rows, histograms=histograms)
 
 

@@ -139,6 +139,8 @@ def wasserstein_from_sorted(
     cur_sorted: FloatArray,
     cur_le: IntArray,
     cur_lt: IntArray,
+    *,
+    sums: FloatArray | None = None,
 ) -> float:
     """W1 = integral |F_ref - F_cur| dx, in closed form per gap between reference values.
 
@@ -146,6 +148,7 @@ def wasserstein_from_sorted(
     once, at an index known by arithmetic, so prefix sums of the sorted current values give the
     integral exactly without merging the samples. When the reference is a
     bounded sample (see ``profile``), ``a`` is the midpoint of the ECDF across the gap.
+    ``sums``, when given, is a scratch buffer of m + 1 floats for the prefix sums.
     """
     m = cur_sorted.size
     k = values.size
@@ -159,7 +162,8 @@ def wasserstein_from_sorted(
     j = np.clip(crossing, 0, m - 1)
 
     # Prefix sums S(i) of the centred current values: one pass, then plain indexing.
-    sums = np.empty(m + 1)
+    if sums is None or sums.size != m + 1:
+        sums = np.empty(m + 1)
     sums[0] = 0.0
     np.subtract(cur_sorted, shift, out=sums[1:])
     np.cumsum(sums[1:], out=sums[1:])
