@@ -9,7 +9,7 @@ it is held), the leader is SIGKILLed. The standby takes the Lease over and carri
 shifted once, never again; the Job not created twice; the status history exactly one entry per
 event, as a single operator writes it.
 
-The Lease is short here (6 s, renew deadline 4 s, retry 1 s: a renewal may take seconds on a loaded
+The Lease is short here (8 s, renew deadline 6 s, retry 1 s: a renewal may take seconds on a loaded
 machine, and a leader that cannot renew in time exits, as it must) to keep the test fast; the default
 numbers are pinned by tests/unit/test_leader_election.py, and the takeover time with them is
 measured by benchmarks/ha/takeover.py.
@@ -52,8 +52,8 @@ STARTUP = 120.0
 ELECTION = [
     "--leader-elect",
     "--leader-elect-lease-namespace", NS,
-    "--leader-elect-lease-duration", "6",
-    "--leader-elect-renew-deadline", "4",
+    "--leader-elect-lease-duration", "8",
+    "--leader-elect-renew-deadline", "6",
     "--leader-elect-retry-period", "1",
 ]  # fmt: skip
 LEASE = "modelops-operator"
