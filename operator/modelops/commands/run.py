@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--api-timeout",
+        metavar="SECONDS",
         type=_seconds,
         default=API_TIMEOUT,
         help=f"seconds each request to the Kubernetes API may wait for an answer, then it fails and is retried "
@@ -79,25 +80,31 @@ def add_leader_election_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the handlers only while holding the Lease; on losing it, exit (default: off, always act)",
     )
-    g.add_argument("--leader-elect-lease-name", default=DEFAULT_LEASE_NAME, help=f"(default {DEFAULT_LEASE_NAME})")
+    g.add_argument(
+        "--leader-elect-lease-name", metavar="NAME", default=DEFAULT_LEASE_NAME, help=f"(default {DEFAULT_LEASE_NAME})"
+    )
     g.add_argument(
         "--leader-elect-lease-namespace",
+        metavar="NS",
         default=None,
         help="(default: $POD_NAMESPACE, else the in-cluster ServiceAccount's namespace)",
     )
     g.add_argument(
-        "--leader-elect-identity", default=None, help="(default: $POD_NAME or the host name, and a random suffix)"
+        "--leader-elect-identity",
+        metavar="ID",
+        default=None,
+        help="(default: $POD_NAME or the host name, and a random suffix)",
     )
     g.add_argument(
-        "--leader-elect-lease-duration", type=_seconds, default=d.lease_duration,
+        "--leader-elect-lease-duration", metavar="SECONDS", type=_seconds, default=d.lease_duration,
         help=f"seconds a standby waits, after the Lease last changed, before taking it (default {d.lease_duration:g})",
     )  # fmt: skip
     g.add_argument(
-        "--leader-elect-renew-deadline", type=_seconds, default=d.renew_deadline,
+        "--leader-elect-renew-deadline", metavar="SECONDS", type=_seconds, default=d.renew_deadline,
         help=f"seconds the leader keeps acting without a renewal before it exits (default {d.renew_deadline:g})",
     )  # fmt: skip
     g.add_argument(
-        "--leader-elect-retry-period", type=_seconds, default=d.retry_period,
+        "--leader-elect-retry-period", metavar="SECONDS", type=_seconds, default=d.retry_period,
         help=f"seconds between tries to take or renew the Lease (default {d.retry_period:g})",
     )  # fmt: skip
 
