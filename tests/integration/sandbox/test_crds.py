@@ -248,4 +248,4 @@ async def test_repo_crds_are_accepted_by_a_strict_server() -> None:
     """crds/ must load as kube-apiserver would load it (the fixtures are strict too)."""
     async with ApiServer(port=0, crds=[CRDS], strict_crds=True) as api:
         served = {r.kind for r in api.store.resources.values() if r.group == "modelops.dev"}
-        assert served == {"ModelVersion", "ModelDeployment", "DriftMonitor"}
+        assert served == {"ModelVersion", "ModelDeployment", "DriftMonitor", "ModelPolicy"}
