@@ -292,10 +292,10 @@ def main() -> int:
 
 
 def _version_model(i: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Deployments 1..by_model track the newest stage-None version of model bench-i; the others
-    name mv-i."""
+    """Deployments 1..by_model track the newest stage-None version of model bench-i (no approval
+    required); the others name mv-i."""
     if i <= args.by_model:
-        return {"modelName": f"bench-{i % 100}", "stage": "None"}
+        return {"modelName": f"bench-{i % 100}", "stage": "None", "requireApproval": False}
     return {"versionRef": f"mv-{i}"}
 
 

@@ -37,7 +37,7 @@ from modelops.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentSta
 from modelops.core.conditions import get_condition, set_condition
 from modelops.core.model_server_manifests import ServerOptions
 from modelops.core.registry import EventSpec
-from modelops.core.rollout import decide
+from modelops.core.rollout import Decision, decide
 from modelops.core.rollout_clock import next_check
 from modelops.core.version_selection import VersionInfo
 from modelops.images import operator_image
@@ -169,14 +169,26 @@ def _invalid(api: CustomObjects, body: dict[str, Any], exc: ValidationError, now
         events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
 
 
-def _with_measurements(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, body: dict[str, Any], now: dt.datetime
-) -> Any:
+def _decide(
+    api: CustomObjects,
+    body: dict[str, Any],
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    now: dt.datetime,
+    catalog: Catalog | None,
+) -> tuple[Observed, Decision]:
+    """Observe and decide, measuring what is due. The catalog (the watch's view of the
+    ModelVersions) tells whether there is anything to do; what is done is decided on fresh reads,
+    so a catalog lagging behind the registry never starts, cancels or moves a rollout."""
+    observed = observe(api, body, spec, catalog)
     decision = decide(spec, status, observed.obs, now)
+    if catalog is not None and decision.changed:
+        observed = observe(api, body, spec)
+        decision = decide(spec, status, observed.obs, now)
     if not decision.measure:
-        return decision
+        return observed, decision
     results = take_measurements(owner_of(body), spec, decision, observed.versions, now)
-    return decide(spec, status, replace(observed.obs, measurements=results), now)
+    return observed, decide(spec, status, replace(observed.obs, measurements=results), now)
 
 
 def reconcile(
@@ -206,8 +218,7 @@ def reconcile(
                 _invalid(api, body, exc, now)
             return Reconciled(now, active=is_active(body), changed=False)
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        observed = observe(api, body, spec, catalog)
-        decision = _with_measurements(spec, status, observed, body, now)
+        observed, decision = _decide(api, body, spec, status, now, catalog)
         try:
             changes = apply_decision(api, body, spec, decision, observed, ServerOptions(image=operator_image()))
             if decision.changed:
