@@ -245,6 +245,7 @@ def main() -> int:
                     time.sleep(args.quiet_after)
                     _quiet_window(metrics_url, args.window, results, op.pid)
             # End to end, one change at a time, with everything live.
+            before_probes = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
             e2e: list[float] = []
             for i in range(1, args.probes + 1):
                 name = f"mv-{i}"
@@ -276,6 +277,9 @@ def main() -> int:
             text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
             results["handler"] = {
                 k: histogram_quantiles(text, k) for k in ("ModelVersion", "ModelDeployment", "DriftMonitor")
+            }
+            results["handler_probes"] = {
+                k: quantiles(_bucket_delta(before_probes, text, k)) for k in ("ModelVersion", "ModelDeployment")
             }
             rss, cpu = proc_stats(op.pid)
             results["final"] = {"rss_mib": rss, "cpu_s": cpu}
@@ -381,9 +385,7 @@ def _quiet_window(metrics_url: str, window: float, results: dict[str, Any], pid:
     time.sleep(window)
     after = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
     rss, cpu1 = proc_stats(pid)
-    b0, b1 = histogram_buckets(before, "ModelDeployment"), histogram_buckets(after, "ModelDeployment")
-    diff = {le: b1[le] - b0.get(le, 0.0) for le in b1}
-    q = quantiles(diff)
+    q = quantiles(_bucket_delta(before, after, "ModelDeployment"))
     results["quiet_window"] = {
         "seconds": window,
         "reconciles": q.get("count", 0.0),
@@ -392,6 +394,12 @@ def _quiet_window(metrics_url: str, window: float, results: dict[str, Any], pid:
         "rss_mib": rss,
     }
     print(f"quiet {window:.0f}s: {q.get('count', 0):.0f} reconciles, operator CPU {cpu1 - cpu0:.1f}s", flush=True)
+
+
+def _bucket_delta(before: str, after: str, kind: str) -> dict[float, float]:
+    """The handler-time histogram of what happened between two scrapes."""
+    b0, b1 = histogram_buckets(before, kind), histogram_buckets(after, kind)
+    return {le: b1[le] - b0.get(le, 0.0) for le in b1}
 
 
 def _up(url: str) -> bool:
@@ -445,6 +453,9 @@ def _report(r: dict[str, Any]) -> None:
     if (r.get("quiet_window") or {}).get("handler", {}).get("count"):
         h = r["quiet_window"]["handler"]
         print(f"| handler time (in-process), ModelDeployment, quiet window | {h['count']:.0f} | {1000 * h['p50']:.1f} | {1000 * h['p99']:.1f} |")  # fmt: skip
+    for kind, h in (r.get("handler_probes") or {}).items():
+        if h.get("count"):
+            print(f"| handler time (in-process), {kind}, during the one-at-a-time probes | {h['count']:.0f} | {1000 * h['p50']:.1f} | {1000 * h['p99']:.1f} |")  # fmt: skip
     late = (r.get("rollout_step") or {}).get("pause_late_s") or []
     if late:
         print(f"| end to end (whole system), timed pause end -> next step in status | {_ms(late)} |")

@@ -74,6 +74,12 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 Key = tuple[str, str]
 VERSIONS_INDEX = "model_versions"
 
+MAX_CONCURRENT_RECONCILES = 2
+"""ModelDeployment reconciles working at once (as controller-runtime's MaxConcurrentReconciles).
+They are CPU-bound Python sharing one interpreter lock: more threads only stretch each one and
+take the lock from the other kinds' handlers. A reconcile gives its slot up while it waits for
+Prometheus."""
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RECONCILES)
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
 """The resourceVersion each ModelDeployment's last status write produced."""
@@ -169,6 +175,12 @@ def _invalid(api: CustomObjects, body: dict[str, Any], exc: ValidationError, now
         events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
 
 
+def _picks_versions(status: ModelDeploymentStatus, decision: Decision, observed: Observed) -> bool:
+    new = decision.status
+    moved = (status.stable_version, status.canary_version) != (new.stable_version, new.canary_version)
+    return moved or (decision.changed and observed.obs.selection.version is None)
+
+
 def _decide(
     api: CustomObjects,
     body: dict[str, Any],
@@ -177,17 +189,25 @@ def _decide(
     now: dt.datetime,
     catalog: Catalog | None,
 ) -> tuple[Observed, Decision]:
-    """Observe and decide, measuring what is due. The catalog (the watch's view of the
-    ModelVersions) tells whether there is anything to do; what is done is decided on fresh reads,
-    so a catalog lagging behind the registry never starts, cancels or moves a rollout."""
+    """Observe and decide, measuring what is due.
+
+    The catalog (the watch's view of the ModelVersions) serves every reconcile; a decision that
+    would change which versions run (a first deploy, a canary started, superseded or cancelled)
+    or that finds no version to run is made again on fresh reads, so a catalog lagging behind the
+    registry under load never picks a version. Nothing else a decision does reads a version's
+    mutable fields."""
     observed = observe(api, body, spec, catalog)
     decision = decide(spec, status, observed.obs, now)
-    if catalog is not None and decision.changed:
+    if catalog is not None and _picks_versions(status, decision, observed):
         observed = observe(api, body, spec)
         decision = decide(spec, status, observed.obs, now)
     if not decision.measure:
         return observed, decision
-    results = take_measurements(owner_of(body), spec, decision, observed.versions, now)
+    _slots.release()  # held by the calling reconcile; measuring is waiting on Prometheus
+    try:
+        results = take_measurements(owner_of(body), spec, decision, observed.versions, now)
+    finally:
+        _slots.acquire()
     return observed, decide(spec, status, replace(observed.obs, measurements=results), now)
 
 
@@ -202,7 +222,7 @@ def reconcile(
     """One reconcile of ModelDeployment ``namespace/name`` from a fresh read; None when it is gone
     or being deleted. ``catalog``: the ModelVersions as the operator's watch saw them (else read)."""
     clock = now_fn or _utcnow
-    with _lock(namespace, name), observe_reconcile(KIND) as outcome:
+    with _lock(namespace, name), _slots, observe_reconcile(KIND) as outcome:
         body = read_object(api.api, "ModelDeployment", namespace, name)
         if body is None:
             outcome.result = "gone"
