@@ -173,10 +173,16 @@ def _down(args: argparse.Namespace) -> int:
 
     layout = _layout(args)
     began = time.monotonic()
-    if not stop(layout):
+    stopped = stop(layout)
+    if not stopped.anything:
         print(f"nothing running in {layout.root}")
         return 0
-    print(f"sandbox in {layout.root} stopped ({time.monotonic() - began:.1f}s)")
+    if stopped.supervisor:
+        print(f"sandbox in {layout.root} stopped ({time.monotonic() - began:.1f}s)")
+    if stopped.leftovers:
+        pids = ", ".join(str(p) for p in stopped.leftovers)
+        what = "left running" if stopped.supervisor else "left by a supervisor that had died"
+        print(f"killed {len(stopped.leftovers)} pod process(es) {what} in {layout.root}: pid {pids}")
     return 0
 
 

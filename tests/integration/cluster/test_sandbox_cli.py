@@ -171,10 +171,21 @@ def test_status_lists_every_component_alive(sandbox: Sandbox) -> None:
     assert components["apiserver"]["pid"] == report["pid"]  # in the supervisor's own loop
     assert components["operator"]["pid"] != report["pid"]  # a child process
     assert httpx.get(components["operator"]["url"]).status_code == 200
+    # when each answered, in seconds since the supervisor began: in the order it starts them, and the
+    # totals are the last of all and the last but Prometheus
+    ready = {name: c["readySeconds"] for name, c in components.items()}
+    assert all(isinstance(seconds, float | int) and seconds > 0 for seconds in ready.values()), ready
+    assert ready["apiserver"] <= ready["runner"]  # the runner's caches list from the API server
+    assert ready["runner"] == ready["proxy"] == ready["gateway"] == ready["endpoints"]
+    assert report["readySeconds"] >= max(ready.values())
+    assert report["readyExcludingPrometheusSeconds"] == max(s for n, s in ready.items() if n != "prometheus")
+    assert report["readyExcludingPrometheusSeconds"] <= report["readySeconds"]
+    assert report["supervisorStartSeconds"] > 0  # the supervisor's own interpreter start, before all that
     text = modelops("sandbox", "status", "--dir", str(sandbox.dir))
     assert text.returncode == 0
     assert "COMPONENT" in text.stdout
     assert "operator" in text.stdout
+    assert f"{ready['operator']:.2f}s" in text.stdout
 
 
 def test_a_second_up_says_it_is_already_running(sandbox: Sandbox) -> None:
@@ -295,14 +306,14 @@ def test_down_stops_everything_it_started(sandbox: Sandbox) -> None:
     )
 
 
-SLEEPER = """
-apiVersion: v1
-kind: Pod
-metadata: {{name: sleeper, namespace: default}}
-spec:
-  containers:
-  - {{name: main, image: {image}, command: [{python}, -c, "import time; time.sleep(600)"]}}
-"""
+# the pod's process starts a child of its own and sleeps; the child carries `marker` on its command line
+FORKER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', sys.argv[1]]); time.sleep(600)"
+
+
+def forker_pod(image: str, marker: str) -> dict[str, Any]:
+    container = {"name": "main", "image": image, "command": [sys.executable, "-c", FORKER, marker]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "forker", "namespace": "default"},
+            "spec": {"containers": [container]}}  # fmt: skip
 
 
 def test_without_prometheus_the_rest_runs_and_a_killed_supervisor_takes_its_children(tmp_path: Path) -> None:
@@ -319,8 +330,9 @@ def test_without_prometheus_the_rest_runs_and_a_killed_supervisor_takes_its_chil
         assert "modelops_*" in result.stderr
         assert "Prometheus:" not in result.stdout
         box = Sandbox(directory, result.stdout, 0.0)
-        manifest = tmp_path / "sleeper.yaml"
-        manifest.write_text(SLEEPER.format(image=state_of(directory)["image"], python=sys.executable))
+        manifest = tmp_path / "forker.json"
+        marker = f"child-of-a-pod-of-{directory}"
+        manifest.write_text(json.dumps(forker_pod(state_of(directory)["image"], marker)))
         assert box.kubectl("apply", "-f", str(manifest)).returncode == 0, "kubectl apply"
 
         def pod_running() -> bool:
@@ -328,6 +340,10 @@ def test_without_prometheus_the_rest_runs_and_a_killed_supervisor_takes_its_chil
             return any(p["pid"] and alive(p["pid"]) for p in pods)
 
         wait_for(pod_running, 20, "the pod's process runs")
+        # the pod's child: its command line holds the marker, the pod's (`-c ... marker`) too
+        [child] = wait_for(
+            lambda: [p for p in processes_mentioning(marker) if p not in every_pid(directory)], 20, "the pod's child"
+        )
         components = {c["name"]: c for c in box.status()["components"]}
         assert components["operator"]["alive"] is True
         assert components["prometheus"]["alive"] is False
@@ -342,6 +358,17 @@ def test_without_prometheus_the_rest_runs_and_a_killed_supervisor_takes_its_chil
         # the stale state file is noticed and cleaned up
         assert status_report(Layout(directory)) is None
         assert not (directory / "state.json").exists()
+        # the parent-death signal reached the pod's process, not its child: `down` finds and kills it
+        assert alive(child)
+        down = modelops("sandbox", "down", "--dir", str(directory))
+        assert down.returncode == 0, down.stderr
+        assert down.stdout.strip() == (
+            f"killed 1 pod process(es) left by a supervisor that had died in {directory}: pid {child}"
+        )
+        assert not alive(child)
+        assert processes_mentioning(str(directory)) == []
+        again = modelops("sandbox", "down", "--dir", str(directory))
+        assert again.stdout.strip() == f"nothing running in {directory}"
     finally:
         modelops("sandbox", "down", "--dir", str(directory))
 

@@ -256,15 +256,31 @@ def _kill_session(sid: int) -> None:
         os.killpg(sid, signal.SIGKILL)
 
 
-def stop(layout: Layout, *, grace: float = 4.0) -> bool:
+@dataclass(frozen=True)
+class Stopped:
+    """What `stop` did: stopped a live supervisor, and/or killed pod processes it had left behind."""
+
+    supervisor: bool
+    leftovers: tuple[int, ...] = ()
+
+    @property
+    def anything(self) -> bool:
+        return self.supervisor or bool(self.leftovers)
+
+
+def stop(layout: Layout, *, grace: float = 4.0) -> Stopped:
     """Stop the sandbox in `layout`: SIGTERM to the supervisor, then SIGKILL whatever is left.
 
-    Returns False when nothing was running. Afterwards no recorded process is alive.
+    Afterwards no recorded process is alive, and no process of a pod of this directory either,
+    even when the supervisor was already dead (a SIGKILLed supervisor takes its pods' main
+    processes with it, not what those started: `modelops serve --workers N` workers, a shell's
+    children).
     """
     state = read_state(layout)
     if state is None or not alive(state["pid"]) or not _is_supervisor(state["pid"], layout):
-        clear_state(layout)  # a dead supervisor's children died with it (parent-death signal)
-        return False
+        leftovers = kill_pod_leftovers(layout)
+        clear_state(layout)
+        return Stopped(supervisor=False, leftovers=tuple(leftovers))
     pid = int(state["pid"])
     pids = recorded_pids(layout, state)
     with contextlib.suppress(ProcessLookupError):
@@ -274,9 +290,10 @@ def stop(layout: Layout, *, grace: float = 4.0) -> bool:
     _kill_session(pid)
     pids = sorted(set(pids) | set(recorded_pids(layout, read_state(layout))))
     _kill_groups([p for p in pids if alive(p)])
+    leftovers = kill_pod_leftovers(layout)
     wait_gone(pids, 2.0)
     clear_state(layout)
-    return True
+    return Stopped(supervisor=True, leftovers=tuple(leftovers))
 
 
 def _kill_groups(pids: list[int]) -> None:
@@ -285,6 +302,44 @@ def _kill_groups(pids: list[int]) -> None:
             if os.getpgid(pid) == pid:
                 os.killpg(pid, signal.SIGKILL)
     kill_all(pids)
+
+
+def pod_processes(layout: Layout) -> dict[int, int]:
+    """Live processes of this directory's pods, pid -> process group.
+
+    A pod's process is known by the TMPDIR the kubelet gives it (`DIR/workloads/pods/<ns>/<pod>/tmp`),
+    which whatever it starts inherits. That finds them without `pods.json` (gone or not yet
+    written) and never matches a recycled pid of an unrelated process.
+    """
+    marker = f"TMPDIR={layout.workloads}{os.sep}".encode()
+    found: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # after the command: state ppid pgrp ...
+        if any(v.startswith(marker) for v in environ) and len(fields) > 2 and fields[0] not in ("Z", "X"):
+            found[int(entry.name)] = int(fields[2])
+    return found
+
+
+def kill_pod_leftovers(layout: Layout, timeout: float = 2.0) -> list[int]:
+    """SIGKILL every process group of this directory's pods (pods run in their own sessions, so the
+    supervisor's session does not hold them); returns the pids that were alive."""
+    found = {pid: group for pid, group in pod_processes(layout).items() if pid != os.getpid()}
+    own = os.getpgrp()
+    for group in sorted(set(found.values()) - {own}):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    kill_all(found)
+    wait_gone(found, timeout)
+    return sorted(found)
 
 
 # -- the supervisor itself (`modelops sandbox supervise`, hidden) -------------------------------
@@ -317,6 +372,18 @@ class ChildProcess:
         """SIGTERM, SIGKILL after `grace`: the operator keeps its state in status, a hard stop loses nothing."""
         proc = self.proc
         await terminate(proc, grace)
+
+
+def _age_at(monotonic: float) -> float | None:
+    """Seconds from this process's exec to the `time.monotonic()` value given (interpreter start and
+    imports, before `run` could time anything); None where /proc has no start time."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rpartition(")")[2].split()[19])  # field 22: starttime, in clock ticks since boot
+    except (OSError, ValueError, IndexError):
+        return None
+    now_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+    return round(now_boot - (time.monotonic() - monotonic) - ticks / os.sysconf("SC_CLK_TCK"), 2)
 
 
 async def _http_ok(url: str, session: Any) -> bool:
@@ -355,13 +422,18 @@ class Supervisor:
         self._operator: ChildProcess | None = None
         self._prometheus: PrometheusProcess | None = None
         self._runner: WorkloadRunner | None = None
+        self._began = time.monotonic()
+
+    def _ready(self, name: str) -> None:
+        """Record when `name` answered: seconds since `run` began (the benchmark and `status` read them)."""
+        self.state["components"][name]["readySeconds"] = round(time.monotonic() - self._began, 2)
 
     async def run(self, report: Callable[[Obj], None]) -> int:
         """Start everything, `report` the verdict once, serve until told to stop, stop everything."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        started = time.monotonic()
+        self._began = started = time.monotonic()
         try:
             await self._start_all()
         except SandboxError as exc:
@@ -373,6 +445,15 @@ class Supervisor:
             await self._stop_all()
             raise
         self.state["readySeconds"] = round(time.monotonic() - started, 2)
+        self.state["readyExcludingPrometheusSeconds"] = max(
+            (
+                c["readySeconds"]
+                for n, c in self.state["components"].items()
+                if n != "prometheus" and "readySeconds" in c
+            ),
+            default=None,
+        )
+        self.state["supervisorStartSeconds"] = _age_at(started)
         write_json(self.layout.state, self.state)
         report({"ok": True, "state": self.state})
         logger.info("sandbox ready in %.2fs", self.state["readySeconds"])
@@ -485,6 +566,7 @@ class Supervisor:
             ) from None
         self._loops.append(api.stop)
         components["apiserver"] = {"pid": os.getpid(), "url": api.url, "port": api.port, "log": supervisor_log}
+        self._ready("apiserver")
 
         # 3. in this loop: runner (controllers + kubelet), endpoints, proxy, gateway, scrape targets
         runner = WorkloadRunner(
@@ -504,6 +586,7 @@ class Supervisor:
             self._loops.append(network.stop)
         for name in ("runner", "proxy", "gateway", "endpoints"):
             components[name] = {"pid": os.getpid(), "url": None, "log": supervisor_log}
+            self._ready(name)  # their caches are synced: they act on the next event
 
         # 4. ready: the operator's /healthz and Prometheus' /-/ready answer 200
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
@@ -524,8 +607,10 @@ class Supervisor:
                     )
                 if "operator" in waiting and await _http_ok(components["operator"]["url"], session):
                     waiting.discard("operator")
+                    self._ready("operator")
                 if "prometheus" in waiting and await _http_ok(f"{components['prometheus']['url']}/-/ready", session):
                     waiting.discard("prometheus")
+                    self._ready("prometheus")
                 if waiting and loop.time() > deadline:
                     name = sorted(waiting)[0]
                     raise SandboxError(f"{name} not ready in time; see {components[name]['log']}")
@@ -653,7 +738,7 @@ def status_report(layout: Layout) -> Obj | None:
         comp = recorded[name]
         pid = comp.get("pid")
         entry = {"name": name, "pid": pid, "url": comp.get("url"), "alive": bool(pid) and alive(int(pid)),
-                 "log": comp.get("log")}  # fmt: skip
+                 "log": comp.get("log"), "readySeconds": comp.get("readySeconds")}  # fmt: skip
         if comp.get("missing"):
             entry["note"] = comp["missing"]
         components.append(entry)
@@ -698,6 +783,10 @@ def status_report(layout: Layout) -> Obj | None:
         "pid": state["pid"],
         "started": state.get("started"),
         "kubeconfig": state.get("kubeconfig"),
+        # seconds from the supervisor's start (after its imports, `supervisorStartSeconds`) to ready
+        "readySeconds": state.get("readySeconds"),
+        "readyExcludingPrometheusSeconds": state.get("readyExcludingPrometheusSeconds"),
+        "supervisorStartSeconds": state.get("supervisorStartSeconds"),
         "components": components,
         "services": services,
         "gateways": gateways,
@@ -713,11 +802,18 @@ def _table(rows: list[list[str]]) -> str:
 def format_status(report: Obj) -> str:
     out = [f"sandbox in {report['dir']} (supervisor pid {report['pid']}, started {report['started']})",
            f"export KUBECONFIG={report['kubeconfig']}", ""]  # fmt: skip
-    rows = [["COMPONENT", "PID", "STATE", "URL"]]
+    rows = [["COMPONENT", "PID", "STATE", "READY", "URL"]]
     for c in report["components"]:
         state = "alive" if c["alive"] else ("missing" if c.get("note") else "dead")
-        rows.append([c["name"], str(c["pid"] or "-"), state, c["url"] or "-"])
+        ready = f"{c['readySeconds']:.2f}s" if isinstance(c.get("readySeconds"), int | float) else "-"
+        rows.append([c["name"], str(c["pid"] or "-"), state, ready, c["url"] or "-"])
     out.append(_table(rows))
+    if isinstance(report.get("readySeconds"), int | float):
+        out.append(
+            f"ready {report['readySeconds']:.2f}s after the supervisor's imports "
+            f"({report.get('supervisorStartSeconds')}s), {report.get('readyExcludingPrometheusSeconds')}s "
+            "without waiting for Prometheus"
+        )
     notes = [c["note"] for c in report["components"] if c.get("note")]
     out += notes
     rows = [["SERVICE", "PORT", "LOCAL URL"]]
