@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import time
@@ -132,6 +133,44 @@ def test_two_workers_share_the_port_and_the_metrics(serve_process: Start, lr_art
         assert float(line.rsplit(" ", 1)[1]) == 60
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(serve_process: Start, lr_artifact: ArtifactFile) -> None:
+    server = serve_process(
+        "--model-uri", str(lr_artifact.path), "--digest", lr_artifact.digest, "--name", "lr", "--version", "1",
+        "--workers", "2", "--shutdown-delay", "0",
+    )  # fmt: skip
+    server.wait_ready(60)
+    url = server.url + "/v2/models/lr/infer"
+    workers: set[int] = set()
+    for _i in range(200):
+        if len(workers) == 2:
+            break
+        b = body("", 1)
+        del b["id"]
+        workers.add(int(infer(url, b)["id"].split("-")[0], 16))  # generated ids start with the pid in hex
+    assert len(workers) == 2
+    assert server.proc.pid not in workers
+    try:
+        server.proc.kill()  # SIGKILL: the supervisor forwards nothing
+        server.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if running(pid)], server.log()
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_serve_a_registered_model_version_with_one_command(

@@ -4,7 +4,8 @@ One worker: a single process binds the port at once (live, not ready), verifies 
 digest, loads the model in a thread, then reports ready. ``--workers N``: a supervisor verifies
 the digest once, then starts N processes that each bind the same port with SO_REUSEPORT, so the
 kernel spreads connections across them (a shared listening socket lets long-lived connections
-pile onto one process). They share one block of memory for metrics and readiness flags.
+pile onto one process). They share one block of memory for metrics and readiness flags, and
+each gets SIGTERM from the kernel if the supervisor dies, even SIGKILLed (Linux parent-death signal).
 
 SIGTERM/SIGINT: readiness goes false everywhere first, the server keeps answering for
 ``shutdown_delay`` seconds (endpoints drain out of Services), stops accepting, lets in-flight
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -46,6 +48,7 @@ EXIT_UNREACHABLE = 4
 EXIT_LOAD_FAILED = 5
 EXIT_WORKER_DIED = 6
 EXIT_BIND_FAILED = 7
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -290,8 +293,21 @@ class Worker:
             await metrics_runner.cleanup()
 
 
-def _worker_main(config: ServeConfig, index: int, shared: Any, verified_path: str) -> None:
+def _stop_with_supervisor(supervisor: int) -> None:
+    """SIGTERM this worker when the supervisor dies (Linux prctl): a SIGKILLed supervisor forwards
+    nothing, and outside a container's cgroup nothing else would stop its workers. SIGTERM, not
+    SIGKILL, so the worker drains and flushes its prediction log as on any stop."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != supervisor:  # it died before the request took effect
+        log.error("the supervisor (pid %d) is gone: not starting", supervisor)
+        sys.exit(EXIT_WORKER_DIED)
+
+
+def _worker_main(config: ServeConfig, index: int, shared: Any, verified_path: str, supervisor: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s modelops.serve[w{index}]: %(message)s")
+    _stop_with_supervisor(supervisor)
     slots = Slots(memoryview(shared), config.workers, config.layout)
     with _event_loop_runner() as runner:
         code = runner.run(Worker(config, slots, index, Path(verified_path)).run())
@@ -323,7 +339,10 @@ def _supervise(config: ServeConfig) -> int:
     slots = Slots(memoryview(shared), config.workers, config.layout)
     procs = [
         ctx.Process(
-            target=_worker_main, args=(config, k, shared, str(artifact.path)), name=f"modelops-serve-w{k}", daemon=False
+            target=_worker_main,
+            args=(config, k, shared, str(artifact.path), os.getpid()),
+            name=f"modelops-serve-w{k}",
+            daemon=False,
         )
         for k in range(config.workers)
     ]
