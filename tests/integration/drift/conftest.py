@@ -68,7 +68,8 @@ def wait(fn: Callable[[], Any], what: str, timeout: float = 20) -> Any:
 
 
 def run_check(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
-    """What the CronJob's pod runs (there is no kubelet here to run it)."""
+    """What the CronJob's pod runs, as a plain process: quick, for tests about the check itself
+    (test_check_rbac.py also runs it as Job pods under the sandbox's workload runner)."""
     return subprocess.run(
         [
             sys.executable,
