@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -443,3 +444,55 @@ def test_kubectl_logs_shows_the_process_output(tmp_path: Path) -> None:
             assert out.stdout == "first start\n"
         pids = runner.runner.pids()
     assert not any(alive(p) for p in pids)
+
+
+def test_crash_loop_back_off_is_visible_through_the_api_and_grows(tmp_path: Path) -> None:
+    # The runner's documented setting, `restart_backoff` (the kubelet's first back-off: 10 s on a cluster), at 0.5 s.
+    state = tmp_path / "state"
+    with ServerThread(port=0) as server, RunnerThread(server.url, state, IMAGE, restart_backoff=0.5) as runner:
+        api = Api(server.url)
+        # the process prints its start time (its own clock, not our polling) and fails
+        api.create(f"{CORE}/pods", {
+            "metadata": {"name": "crashy"},
+            "spec": {"containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", "date +%s.%N; exit 1"]}]},
+        })  # fmt: skip
+        counts: list[int] = []
+        waiting: list[Obj] = []
+
+        def four_restarts() -> bool:
+            cs = container_status(api.get(f"{CORE}/pods/crashy"))
+            if not counts or cs.get("restartCount", 0) != counts[-1]:
+                counts.append(cs.get("restartCount", 0))
+            w = (cs.get("state") or {}).get("waiting") or {}
+            if w.get("reason") == "CrashLoopBackOff" and (not waiting or waiting[-1] != w):
+                waiting.append(w)
+            return counts[-1] >= 4
+
+        api.wait(four_restarts, within=30, what="restartCount 4")
+        pod = api.get(f"{CORE}/pods/crashy")
+        events = [e for e in api.items(f"{CORE}/events") if e["involvedObject"]["name"] == "crashy"]
+        pids = runner.runner.pids()
+    assert not any(alive(p) for p in pids)
+
+    assert counts == sorted(counts)  # only ever grows
+    assert counts[-1] >= 4
+    assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 1
+    assert pod["status"]["phase"] == "Running"  # restartPolicy Always: never Failed
+    # the waiting state between starts, with kube's message naming the back-off, which grows
+    assert waiting, "CrashLoopBackOff never seen"
+    uid = pod["metadata"]["uid"]
+    for w in waiting:
+        assert w["message"].endswith(f" restarting failed container=c pod=crashy_default({uid})"), w
+    backoffs = [float(w["message"].split()[1].removesuffix("s")) for w in waiting]
+    assert backoffs == sorted(set(backoffs)), backoffs
+    backoff_events = [e for e in events if e["reason"] == "BackOff"]
+    assert backoff_events
+    for e in backoff_events:
+        assert (e["type"], e["involvedObject"]["kind"]) == ("Warning", "Pod")
+        assert e["message"].startswith("Back-off restarting failed container")
+    # the delay between starts: the first restart at once, then each gap longer than the one before
+    starts = [float(line) for line in (state / "pods" / "default" / "crashy" / "c.log").read_text().splitlines()
+              if line[:1].isdigit()]  # fmt: skip
+    assert len(starts) >= 5
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps[:4])), gaps
