@@ -127,10 +127,13 @@ def same_partition(codes: np.ndarray, keys: list[Any]) -> bool:
     split=hst.integers(0, 80),
     hasher=hst.sampled_from(["real", "constant", "by-length"]),
     block=hst.sampled_from([1, 2, 7, 1 << 18]),
+    workers=hst.sampled_from([1, 2, 3]),
+    chunk=hst.integers(1, 30),
 )
-def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks, split, hasher, block):
-    """Short keys take the numpy path (words + hash + sort, verified byte for byte), keys over 64
-    bytes Arrow's hash table; a degenerate hash makes every key collide and must change nothing."""
+def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks, split, hasher, block, workers, chunk):
+    """Short keys take the numpy path (words + hash + sort, verified byte for byte, in threads
+    over runs of rows that cut Arrow chunks anywhere), keys over 64 bytes Arrow's hash table; a
+    degenerate hash makes every key collide and must change nothing."""
     keys = [pool[i] if i < len(pool) else None for i in picks]
     pred, lab = keys[: split % (len(keys) + 1)], keys[split % (len(keys) + 1) :]
     hashers = {
@@ -138,8 +141,11 @@ def test_key_encoding_is_exact_for_any_keys_even_when_hashes_collide(pool, picks
         "constant": lambda w, n: np.zeros(n.size, dtype=np.uint64),
         "by-length": lambda w, n: (n % 3).astype(np.uint64),
     }
+    chunked = pa.chunked_array(
+        [pa.array(lab[i : i + chunk], pa.string()) for i in range(0, len(lab), chunk)], type=pa.string()
+    )
     pc, lc, size = lj.encode_keys(
-        pa.array(pred, pa.string()), pa.array(lab, pa.string()), hasher=hashers[hasher], verify_block=block
+        pa.array(pred, pa.string()), chunked, hasher=hashers[hasher], verify_block=block, workers=workers
     )
     codes = np.concatenate([pc, lc])
     assert same_partition(codes, keys)
@@ -153,6 +159,15 @@ def test_uniform_length_keys_and_sliced_arrays():
     lab = pa.array(list(reversed(ids))).slice(20, 120)  # ids 179..60
     pc, lc, _ = lj.encode_keys(pred, lab)
     assert same_partition(np.concatenate([pc, lc]), ids[50:150] + list(reversed(ids))[20:140])
+
+
+def test_keys_of_mixed_lengths_are_padded_without_merging_any():
+    """Keys of mixed lengths are NUL-padded to one width for strided reads; the lengths stay
+    apart, so a key and the same key with trailing NULs, or multi-byte text, are never merged."""
+    keys = ["a", "a\0", "a\0\0", "", "\0", "é", "e", "é\0", "orphan-1", "0123456789abcdef0123", None]
+    pc, lc, size = lj.encode_keys(pa.array(keys), pa.array(list(reversed(keys))))
+    assert same_partition(np.concatenate([pc, lc]), keys + list(reversed(keys)))
+    assert size == len(keys) - 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from modelops.cli import main
+from modelops.cli import build_parser, main
 
 NOW = "2026-11-30T12:00:00Z"
 
@@ -139,3 +139,44 @@ def test_a_window_in_the_config_applies(capsys, files):
     code, out, _ = run(capsys, *args, "--config", str(cfg))
     body = json.loads(out)
     assert (code, body["predictions"], body["windowStart"]) == (1, 150, "2026-11-30T06:00:00Z")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--task", "binary"],
+        ["--task", "regression", "--window", "6h"],
+        [
+            "--task", "multiclass", "--join-key", "customer_id", "--id-column", "cid", "--label-column", "y",
+            "--event-time-column", "at", "--labels-format", "csv", "--predictions-format", "parquet", "--chunk", "1h",
+        ],
+    ],
+)  # fmt: skip
+def test_the_reads_started_before_validation_are_the_checks_own(flags):
+    """The CLI starts reading from the unvalidated document, with PerformanceSettings' defaults
+    written out again: they must be the model's, or every check would read its files twice."""
+    from modelops.commands.performance import prefetch_plan, settings_document, validate_settings
+    from modelops.drift.performance import read_plan
+    from modelops.drift.performance_io import ReadPlan
+
+    parser = build_parser(["performance"])
+    args = parser.parse_args(["performance", "check", "--predictions", "p.parquet", "--labels", "l.csv", *flags])
+    doc, windowed = settings_document(args)
+    settings = validate_settings(doc)
+    plan = prefetch_plan(doc, args, windowed)
+    assert isinstance(plan, ReadPlan)
+    assert plan == read_plan(
+        settings, "p.parquet", args.predictions_format, need_time=windowed or settings.chunk is not None
+    )
+
+
+def test_a_document_that_is_not_plain_text_is_read_after_validation(tmp_path):
+    from modelops.commands.performance import prefetch_plan, settings_document
+
+    cfg = tmp_path / "perf.yaml"
+    cfg.write_text(yaml.safe_dump({"task": "binary", "labels": {"idColumn": 7}}))
+    args = build_parser(["performance"]).parse_args(
+        ["performance", "check", "--predictions", "p.parquet", "--labels", "l.csv", "--config", str(cfg)]
+    )
+    doc, windowed = settings_document(args)
+    assert prefetch_plan(doc, args, windowed) is None

@@ -18,6 +18,8 @@ Rules (the engine counts and reports each case; none is silently dropped):
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +82,8 @@ MAX_WORDS = 8
 """Keys up to 64 bytes take the numpy path; longer ones are hashed by Arrow."""
 VERIFY_BLOCK = 1 << 18
 """Rows compared per gather when verifying equal hashes (bounds that step's memory)."""
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+"""Threads that write, hash and verify the keys (each on its own run of rows)."""
 _C1 = np.uint64(0x9E3779B97F4A7C15)
 _C2 = np.uint64(0xBF58476D1CE4E5B9)
 _C3 = np.uint64(0x94D049BB133111EB)
@@ -100,14 +104,15 @@ class _StringColumn:
 
 
 def _string_column(arr: Any) -> _StringColumn:
-    import pyarrow as pa
+    """The buffers of an Arrow string array; keys of mixed lengths read through a NUL-padded copy.
 
+    Padding every key to the longest (one Arrow kernel) turns the per-word gathers of
+    :func:`_fill_words` into strided loads, 2-3x faster. The lengths stay the original ones, so
+    ``"a"`` and ``"a\\0"`` remain different keys. Padding counts characters, not bytes: a column
+    with multi-byte characters does not come out uniform and keeps the gather path.
+    """
     n = len(arr)
-    bufs = arr.buffers()
-    width = 8 if pa.types.is_large_string(arr.type) else 4
-    raw = np.frombuffer(bufs[1], dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=arr.offset * width)
-    offsets: IntArray = raw.astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    offsets = _offsets(arr)
     valid = (
         np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
         if arr.null_count
@@ -116,7 +121,27 @@ def _string_column(arr: Any) -> _StringColumn:
     lengths = np.diff(offsets)
     longest = int(lengths.max()) if n else 0
     uniform = n > 0 and bool(np.all(lengths == longest)) and int(offsets[-1] - offsets[0]) == n * longest
+    if n and not uniform and longest <= 8 * MAX_WORDS:
+        import pyarrow.compute as pc
+
+        padded = pc.utf8_rpad(pc.fill_null(arr, "") if arr.null_count else arr, width=longest, padding="\0")
+        padded_offsets = _offsets(padded)
+        if int(padded_offsets[-1] - padded_offsets[0]) == n * longest:
+            arr, offsets, uniform = padded, padded_offsets, True
+    buffer = arr.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
     return _StringColumn(data, offsets[:-1], lengths, valid, longest, uniform)
+
+
+def _offsets(arr: Any) -> IntArray:
+    import pyarrow as pa
+
+    n = len(arr)
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    raw = np.frombuffer(
+        arr.buffers()[1], dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=arr.offset * width
+    )
+    return raw.astype(np.int64)
 
 
 def _fill_words(col: _StringColumn, out: npt.NDArray[np.uint64]) -> None:
@@ -174,8 +199,39 @@ def _hash(words: npt.NDArray[np.uint64], lengths: npt.NDArray[Any]) -> npt.NDArr
 Hasher = Callable[[npt.NDArray[np.uint64], npt.NDArray[Any]], npt.NDArray[np.uint64]]
 
 
+def _parts(chunks: list[Any], parts: int) -> list[list[Any]]:
+    """``chunks`` cut into at most ``parts`` runs of about equal rows, in order (zero-copy slices)."""
+    total = sum(len(c) for c in chunks)
+    size = max(1, -(-total // parts))
+    out: list[list[Any]] = [[] for _ in range(parts)]
+    at = 0
+    for chunk in chunks:
+        offset = 0
+        while offset < len(chunk):
+            part = (at + offset) // size
+            take = min(len(chunk) - offset, (part + 1) * size - (at + offset))
+            out[part].append(chunk if take == len(chunk) else chunk.slice(offset, take))
+            offset += take
+        at += len(chunk)
+    return [p for p in out if p] or [[]]
+
+
+def _in_threads(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``func`` over ``items``, one thread each (numpy and Arrow release the GIL on big arrays)."""
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(func, items))
+
+
 def _fast_codes(
-    pred: list[Any], labels: list[Any], hasher: Hasher = _hash, verify_block: int = VERIFY_BLOCK
+    pred: list[Any],
+    labels: list[Any],
+    hasher: Hasher = _hash,
+    verify_block: int = VERIFY_BLOCK,
+    workers: int = WORKERS,
 ) -> tuple[IntArray, int] | None:
     """Shared integer codes by sorting packed (hash, row) keys; None when keys are too long.
 
@@ -184,35 +240,43 @@ def _fast_codes(
     equal keys; then every row is compared byte for byte with the row before it in sorted order,
     and a group that turns out to mix keys (a hash collision) is split exactly. Each key is one
     record of its words and length (row-major), written once, hashed, then gathered into sorted
-    order in one pass: at a million keys, every extra copy costs page faults.
+    order in one pass: at a million keys, every extra copy costs page faults. Writing and hashing
+    the records, and the verification, run in ``workers`` threads over equal runs of rows.
     """
     chunks = [*pred, *labels]
-    columns = [_string_column(c) for c in chunks]
-    longest = max((c.longest for c in columns), default=0)
+    parts = _parts(chunks, max(1, workers))
+    columns = _in_threads(lambda part: [_string_column(c) for c in part], parts)
+    longest = max((c.longest for cols in columns for c in cols), default=0)
     words_n = max(1, -(-longest // 8))
     if words_n > MAX_WORDS:
         return None
-    total = sum(c.starts.size for c in columns)
+    bounds = np.cumsum([0] + [sum(c.starts.size for c in cols) for cols in columns]).tolist()
+    total = bounds[-1]
     records = np.empty((total, words_n + 1), dtype=np.uint64)
-    at = 0
-    for col in columns:
-        size = col.starts.size
-        _fill_words(col, records[at : at + size, :words_n].T)
-        records[at : at + size, words_n] = col.lengths
-        at += size
-    words = records[:, :words_n].T
-    lengths = records[:, words_n]
-    valid = np.concatenate([c.valid for c in columns]) if columns else np.zeros(0, dtype=np.bool_)
-    codes = np.full(total, -1, dtype=np.int64)
-    rows = np.flatnonzero(valid).astype(np.uint64)
-    if rows.size == 0:
-        return codes, 0
+    hashes = np.empty(total, dtype=np.uint64)
     row_bits = np.uint64(max(1, int(total).bit_length()))
-    all_valid = rows.size == total
-    packed = hasher(words if all_valid else words[:, valid], lengths if all_valid else lengths[valid])
-    packed >>= row_bits
-    packed <<= row_bits
-    packed |= rows
+
+    def fill_and_hash(k: int) -> None:
+        lo = at = bounds[k]
+        for col in columns[k]:
+            size = col.starts.size
+            _fill_words(col, records[at : at + size, :words_n].T)
+            records[at : at + size, words_n] = col.lengths
+            at += size
+        if at > lo:
+            hashed = hasher(records[lo:at, :words_n].T, records[lo:at, words_n])
+            hashed >>= row_bits
+            hashed <<= row_bits
+            hashed |= np.arange(lo, at, dtype=np.uint64)
+            hashes[lo:at] = hashed
+
+    _in_threads(fill_and_hash, list(range(len(parts))))
+    codes = np.full(total, -1, dtype=np.int64)
+    packed = hashes  # sorted in place: the hashes are not needed in row order
+    if any(c.valid.size and not c.valid.all() for cols in columns for c in cols):
+        packed = hashes[np.concatenate([c.valid for cols in columns for c in cols])]
+    if packed.size == 0:
+        return codes, 0
     packed.sort()
     order = np.bitwise_and(packed, (np.uint64(1) << row_bits) - np.uint64(1)).view(np.int64)
     packed >>= row_bits  # now the hash prefix alone
@@ -228,14 +292,20 @@ def _fast_codes(
     # Exactness: within a group, each row must equal the one before it in sorted order. Records
     # are gathered into that order a block at a time (a block overlaps the previous by one row).
     as_records = records.view(np.dtype((np.void, 8 * (words_n + 1)))).ravel()
-    mixed = np.zeros(max(order.size - 1, 0), dtype=np.bool_)
-    for lo in range(0, order.size - 1, verify_block):
-        hi = min(lo + verify_block + 1, order.size)
-        block = np.take(as_records, order[lo:hi]).view(np.uint64).reshape(hi - lo, words_n + 1)
-        differs = mixed[lo : hi - 1]
-        np.not_equal(block[1:, words_n], block[:-1, words_n], out=differs)
-        for j in range(words_n):  # column by column: faster than one 2-D comparison and any()
-            differs |= block[1:, j] != block[:-1, j]
+    pairs = max(order.size - 1, 0)
+    mixed = np.zeros(pairs, dtype=np.bool_)
+
+    def verify(span: tuple[int, int]) -> None:
+        for lo in range(span[0], span[1], verify_block):
+            hi = min(lo + verify_block, span[1]) + 1
+            block = np.take(as_records, order[lo:hi]).view(np.uint64).reshape(hi - lo, words_n + 1)
+            differs = mixed[lo : hi - 1]
+            np.not_equal(block[1:, words_n], block[:-1, words_n], out=differs)
+            for j in range(words_n):  # column by column: faster than one 2-D comparison and any()
+                differs |= block[1:, j] != block[:-1, j]
+
+    cuts = np.linspace(0, pairs, max(1, min(workers, pairs)) + 1).astype(np.int64).tolist()
+    _in_threads(verify, [(a, b) for a, b in itertools.pairwise(cuts) if b > a])
     mixed &= ~first[1:]
     if np.any(mixed):
         n_keys = _split_collisions(codes, order[1:][mixed], chunks, n_keys)
@@ -264,25 +334,30 @@ def _split_collisions(codes: IntArray, mixed_rows: IntArray, chunks: list[Any], 
 
 
 def encode_keys(
-    prediction_keys: Any, label_ids: Any, *, hasher: Hasher = _hash, verify_block: int = VERIFY_BLOCK
+    prediction_keys: Any,
+    label_ids: Any,
+    *,
+    hasher: Hasher = _hash,
+    verify_block: int = VERIFY_BLOCK,
+    workers: int = WORKERS,
 ) -> tuple[IntArray, IntArray, int]:
     """Integer codes of both key columns in one shared dictionary (-1: missing key).
 
     Keys up to 64 bytes: numpy hashing and one sort (:func:`_fast_codes`, ~8x faster than
     Arrow's string hash table on 2M UUIDs); longer keys: Arrow's ``dictionary_encode``.
-    ``hasher`` and ``verify_block`` are for tests (a constant hash makes every key collide; a
-    small block makes the verification cross block boundaries).
+    ``hasher``, ``verify_block`` and ``workers`` are for tests (a constant hash makes every key
+    collide; a small block makes the verification cross block boundaries; threads split the rows).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     pred = _as_string_keys(prediction_keys)
     labels = _as_string_keys(label_ids)
     n_pred = sum(len(c) for c in pred)
-    fast = _fast_codes(pred, labels, hasher, verify_block)
+    fast = _fast_codes(pred, labels, hasher, verify_block, workers)
     if fast is not None:
         codes, size = fast
         return codes[:n_pred], codes[n_pred:], size
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     both = pa.chunked_array([c.cast(pa.large_string()) for c in [*pred, *labels]], type=pa.large_string())
     both = both.combine_chunks()
     encoded = pc.dictionary_encode(both)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +48,7 @@ from modelops.drift import performance_metrics as pm
 from modelops.drift.durations import parse_duration
 from modelops.drift.errors import DriftDataError
 from modelops.drift.labels_join import KEY_DUPLICATE, KEY_MISSING, join_labels
-from modelops.drift.performance_io import LabelData, PredictionData
+from modelops.drift.performance_io import LabelData, PredictionData, Prefetch, ReadPlan, read_sources
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -787,9 +786,30 @@ __all__ = [
     "evaluate_performance",
     "infer_classes",
     "prepare",
+    "read_plan",
     "registered_value",
     "task_metrics",
 ]
+
+
+def read_plan(
+    settings: PerformanceSettings, predictions_uri: str, predictions_format: str, *, need_time: bool
+) -> ReadPlan:
+    """What :func:`check_performance` reads for these settings."""
+    src = settings.labels
+    return ReadPlan(
+        predictions_uri=predictions_uri,
+        predictions_format=predictions_format,
+        join_key=settings.join_key,
+        outputs=(settings.prediction_output,),
+        probability_prefix=None if settings.task == "regression" else settings.probability_output + "_",
+        need_time=need_time,
+        labels_uri=src.uri,
+        labels_format=src.format,
+        id_column=src.id_column,
+        label_column=src.label_column,
+        event_time_column=src.event_time_column,
+    )
 
 
 def check_performance(
@@ -801,24 +821,18 @@ def check_performance(
     start: datetime | None = None,
     end: datetime | None = None,
     registered: Mapping[str, float] | None = None,
+    prefetched: Prefetch | None = None,
 ) -> PerformanceResult:
-    """Read both sources and evaluate: what the CLI and the monitor's check run."""
-    from modelops.drift.performance_io import read_labels, read_predictions
+    """Read both sources and evaluate: what the CLI and the monitor's check run.
 
+    ``prefetched``: the sources already being read (the CLI starts before validating its
+    settings); used when it reads what these settings need, else they are read again.
+    """
     task_metrics(settings)  # a configuration error before any I/O
-    src = settings.labels
-    # Both sources at once: Arrow's readers release the GIL.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        labels_read = pool.submit(
-            read_labels, src.uri, src.format, src.id_column, src.label_column, src.event_time_column
-        )
-        predictions = read_predictions(
-            predictions_uri,
-            predictions_format,
-            settings.join_key,
-            [settings.prediction_output],
-            probability_prefix=None if settings.task == "regression" else settings.probability_output + "_",
-            need_time=start is not None or end is not None or settings.chunk is not None,
-        )
-        labels = labels_read.result()
+    need_time = start is not None or end is not None or settings.chunk is not None
+    plan = read_plan(settings, predictions_uri, predictions_format, need_time=need_time)
+    if prefetched is not None and prefetched.plan == plan:
+        predictions, labels = prefetched.result()
+    else:
+        predictions, labels = read_sources(plan)
     return evaluate_performance(predictions, labels, settings, now=now, start=start, end=end, registered=registered)

@@ -405,3 +405,56 @@ def read_labels(
     if event_time_column:
         time_us = epoch_micros(table.column(event_time_column), f"label event-time column {event_time_column!r}")
     return LabelData(ids=table.column(id_column), labels=labels, time_us=time_us, rows=table.num_rows, source=uri)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What a performance check reads: both sources and the columns it needs from each."""
+
+    predictions_uri: str
+    predictions_format: str
+    join_key: str
+    outputs: tuple[str, ...]
+    probability_prefix: str | None
+    need_time: bool
+    labels_uri: str
+    labels_format: str
+    id_column: str
+    label_column: str
+    event_time_column: str | None
+
+
+def read_sources(plan: ReadPlan) -> tuple[PredictionData, LabelData]:
+    """Both sources at once (Arrow's readers release the GIL): the labels in a second thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        labels = pool.submit(
+            read_labels, plan.labels_uri, plan.labels_format, plan.id_column, plan.label_column, plan.event_time_column
+        )
+        predictions = read_predictions(
+            plan.predictions_uri,
+            plan.predictions_format,
+            plan.join_key,
+            plan.outputs,
+            probability_prefix=plan.probability_prefix,
+            need_time=plan.need_time,
+        )
+        return predictions, labels.result()
+
+
+class Prefetch:
+    """:func:`read_sources` started in a background thread, so that the reading overlaps what the
+    caller still has to do (the CLI imports and validates its settings meanwhile). The check uses
+    the result only if its own plan is the same; errors surface from :meth:`result`."""
+
+    def __init__(self, plan: ReadPlan) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.plan = plan
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._future = pool.submit(read_sources, plan)
+        pool.shutdown(wait=False)
+
+    def result(self) -> tuple[PredictionData, LabelData]:
+        return self._future.result()
