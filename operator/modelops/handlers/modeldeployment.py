@@ -25,7 +25,7 @@ import contextvars
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,7 +42,7 @@ from modelops.core.rollout_clock import next_check
 from modelops.core.version_selection import VersionInfo
 from modelops.images import operator_image
 from modelops.k8s import events
-from modelops.k8s.resources import MODEL_DEPLOYMENT, Conflict, CustomObjects
+from modelops.k8s.resources import Conflict, CustomObjects
 from modelops.k8s.rollout_io import (
     Catalog,
     Observed,
@@ -73,13 +73,56 @@ ACTIVE_PHASES = (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Key = tuple[str, str]
 VERSIONS_INDEX = "model_versions"
+TRACKING_INDEX = "model_deployments_tracking"
 
 MAX_CONCURRENT_RECONCILES = 2
 """ModelDeployment reconciles working at once (as controller-runtime's MaxConcurrentReconciles).
 They are CPU-bound Python sharing one interpreter lock: more threads only stretch each one and
 take the lock from the other kinds' handlers. A reconcile gives its slot up while it waits for
 Prometheus."""
-_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RECONCILES)
+
+
+class Slots:
+    """At most ``n`` reconciles at once; a re-check waits while anything else is waiting.
+
+    Re-checks only look for what no event announces (see :mod:`modelops.core.rollout_clock`):
+    when many rollouts move at once, a pause that ends or a change someone made must not queue
+    behind them. Urgent waiters are served before any re-check (among themselves in no set order)."""
+
+    def __init__(self, n: int) -> None:
+        self._changed = threading.Condition()
+        self._free = n
+        self._urgent_waiting = 0
+
+    def acquire(self, recheck: bool = False) -> None:
+        with self._changed:
+            if recheck:
+                while self._free == 0 or self._urgent_waiting:
+                    self._changed.wait()
+            else:
+                self._urgent_waiting += 1
+                try:
+                    while self._free == 0:
+                        self._changed.wait()
+                finally:
+                    self._urgent_waiting -= 1
+            self._free -= 1
+
+    def release(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def held(self, recheck: bool = False) -> Iterator[None]:
+        self.acquire(recheck)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+_slots = Slots(MAX_CONCURRENT_RECONCILES)
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
 """The resourceVersion each ModelDeployment's last status write produced."""
@@ -121,6 +164,8 @@ class _Clock:
     due: dt.datetime | None
     """None: nothing is due without an event (no rollout underway)."""
     quiet_since: dt.datetime
+    recheck: bool = False
+    """``due`` is a re-check, not the decision's ``wait_until``."""
 
 
 class Clocks:
@@ -137,11 +182,18 @@ class Clocks:
             if outcome.changed:
                 clock.quiet_since = outcome.now
             clock.due = next_check(outcome.now, outcome.wait_until, clock.quiet_since) if outcome.active else None
+            clock.recheck = clock.due is not None and (outcome.wait_until is None or clock.due < outcome.wait_until)
 
     def due(self, key: Key) -> dt.datetime | None:
         with self._guard:
             clock = self._clocks.get(key)
             return clock.due if clock is not None else None
+
+    def is_recheck(self, key: Key) -> bool:
+        """What falls due is a re-check (nothing the decision waits for)."""
+        with self._guard:
+            clock = self._clocks.get(key)
+            return clock is not None and clock.recheck
 
     def forget(self, key: Key) -> None:
         with self._guard:
@@ -207,7 +259,7 @@ def _decide(
     try:
         results = take_measurements(owner_of(body), spec, decision, observed.versions, now)
     finally:
-        _slots.acquire()
+        _slots.acquire()  # a measurement fell due: not a re-check
     return observed, decide(spec, status, replace(observed.obs, measurements=results), now)
 
 
@@ -218,11 +270,13 @@ def reconcile(
     logger: Logger,
     now_fn: Callable[[], dt.datetime] | None = None,
     catalog: Catalog | None = None,
+    recheck: bool = False,
 ) -> Reconciled | None:
     """One reconcile of ModelDeployment ``namespace/name`` from a fresh read; None when it is gone
-    or being deleted. ``catalog``: the ModelVersions as the operator's watch saw them (else read)."""
+    or being deleted. ``catalog``: the ModelVersions as the operator's watch saw them (else read);
+    ``recheck``: nothing announced or fell due, so it yields its turn (see :class:`Slots`)."""
     clock = now_fn or _utcnow
-    with _lock(namespace, name), _slots, observe_reconcile(KIND) as outcome:
+    with _lock(namespace, name), _slots.held(recheck), observe_reconcile(KIND) as outcome:
         body = read_object(api.api, "ModelDeployment", namespace, name)
         if body is None:
             outcome.result = "gone"
@@ -259,13 +313,19 @@ def reconcile(
 
 
 def _safely(
-    api_factory: Any, clocks: Clocks, namespace: str, name: str, logger: Logger, catalog: Catalog | None = None
+    api_factory: Any,
+    clocks: Clocks,
+    namespace: str,
+    name: str,
+    logger: Logger,
+    catalog: Catalog | None = None,
+    recheck: bool = False,
 ) -> None:
     """Event and clock paths: a failure is logged and re-checked by the clock (or the next event)
     on fresh state; the outcome sets the clock."""
     key = (namespace, name)
     try:
-        outcome = reconcile(api_factory(), namespace, name, logger, catalog=catalog)
+        outcome = reconcile(api_factory(), namespace, name, logger, catalog=catalog, recheck=recheck)
     except Exception as exc:  # keep serving every other object
         logger.warning("reconcile of %s/%s failed, retrying on the next event or re-check: %s", namespace, name, exc)
         outcome = Reconciled(_utcnow(), active=True, changed=False)
@@ -308,15 +368,26 @@ def _owner_name(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _tracks_model(md: Mapping[str, Any], mv: Mapping[str, Any]) -> bool:
+def tracked_keys(md: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """What a ModelDeployment follows in the registry: ``("version", name)`` for the version it
+    names and those its status serves, ``("model", name)`` for the model whose newest version it tracks."""
     model = (md.get("spec") or {}).get("model") or {}
     status = md.get("status") or {}
-    name = mv["metadata"]["name"]
-    return (
-        model.get("versionRef") == name
-        or model.get("modelName") == (mv.get("spec") or {}).get("modelName")
-        or name in (status.get("stableVersion"), status.get("canaryVersion"))
-    )
+    keys = {("model", model.get("modelName"))}
+    keys |= {
+        ("version", v) for v in (model.get("versionRef"), status.get("stableVersion"), status.get("canaryVersion"))
+    }
+    return {(kind, str(value)) for kind, value in keys if isinstance(value, str) and value}
+
+
+def _tracking(index: Mapping[Any, Any], namespace: str, mv: Mapping[str, Any]) -> set[str]:
+    """The ModelDeployments of ``namespace`` that follow ModelVersion ``mv`` (by the index of them)."""
+    names: set[str] = set()
+    keys = (("version", str(mv["metadata"]["name"])), ("model", str((mv.get("spec") or {}).get("modelName") or "")))
+    for kind, value in keys:
+        with contextlib.suppress(KeyError):
+            names.update(index[(namespace, kind, value)])
+    return names
 
 
 def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
@@ -333,6 +404,14 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
         entry = catalog_entry(kwargs["body"])
         namespace, model = str(kwargs["namespace"]), str((entry["spec"] or {}).get("modelName", ""))
         return {("model", namespace, model): entry, ("name", namespace, str(kwargs["name"])): entry}
+
+    @kopf.index(GROUP, VERSION, PLURAL, id=TRACKING_INDEX, registry=registry)
+    def model_deployments_tracking(**kwargs: Any) -> dict[tuple[str, str, str], str]:
+        """Each ModelDeployment under what it follows (see :func:`tracked_keys`): a ModelVersion's
+        event finds the deployments to reconcile here, not by listing every one of them. Lag is
+        harmless: a deployment's own event reconciles it (on fresh reads) after the index has it."""
+        namespace, name = str(kwargs["namespace"]), str(kwargs["name"])
+        return {(namespace, kind, value): name for kind, value in tracked_keys(kwargs["body"])}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def model_deployment_event(**kwargs: Any) -> None:
@@ -367,7 +446,8 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             if (first and due is None) or (due is not None and due <= now):
                 # in kopf's context (its Event poster and settings live in context variables)
                 context = contextvars.copy_context()
-                args = (api_factory, clocks, namespace, name, logger, catalog)
+                recheck = due is not None and clocks.is_recheck(key)
+                args = (api_factory, clocks, namespace, name, logger, catalog, recheck)
                 await loop.run_in_executor(None, context.run, _safely, *args)
             else:
                 left = CLOCK_SLICE_SECONDS if due is None else (due - now).total_seconds() + CLOCK_MARGIN_SECONDS
@@ -396,14 +476,8 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
         first_listed = previous is None and kwargs.get("type") is None
         if info is not None and (info == previous or first_listed):
             return
-        try:
-            deployments = api_factory().list(MODEL_DEPLOYMENT, namespace)
-        except Exception as exc:
-            kwargs["logger"].warning("cannot list ModelDeployments for %s: %s", name, exc)
-            return
-        for md in deployments:
-            if _tracks_model(md, body):
-                _safely(api_factory, clocks, namespace, md["metadata"]["name"], kwargs["logger"], _catalog(kwargs))
+        for md in sorted(_tracking(kwargs[TRACKING_INDEX], namespace, body)):
+            _safely(api_factory, clocks, namespace, md, kwargs["logger"], _catalog(kwargs))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True)
     def model_deployment_deleted(**kwargs: Any) -> None:
@@ -420,4 +494,4 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             kwargs["logger"].info("could not clear ModelVersion deployments of %s: %s", name, exc)
 
 
-__all__ = ["Clocks", "Reconciled", "is_active", "reconcile", "register"]
+__all__ = ["Clocks", "Reconciled", "Slots", "is_active", "reconcile", "register", "tracked_keys"]
