@@ -35,7 +35,7 @@ from modelops.sandbox import ServerThread  # noqa: E402
 from tests.support.operator_process import free_port, start_operator, stop  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kube_player import DeploymentPlayer, RolloutWatch  # noqa: E402
+from kube_player import DeploymentPlayer, ObjectWatch, RolloutWatch  # noqa: E402
 
 GROUP = "/apis/modelops.dev/v1alpha1/namespaces/default"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -103,26 +103,30 @@ def histogram_buckets(text: str, kind: str) -> dict[float, float]:
     return buckets
 
 
-def quantiles(buckets: dict[float, float]) -> dict[str, float]:
-    """p50/p99 (seconds, interpolated within buckets) and count."""
+def quantiles(buckets: dict[float, float]) -> dict[str, Any]:
+    """Count, p50/p99 (seconds, interpolated within buckets), the bucket p99 falls in and the upper
+    bound of the highest non-empty bucket (all the histogram knows of the maximum)."""
     if not buckets or not buckets[max(buckets)]:
         return {"count": 0.0}
     bounds = sorted(buckets)
     total = buckets[bounds[-1]]
 
-    def quantile(q: float) -> float:
+    def bucket_of(q: float) -> tuple[float, float, float]:
+        """(lower bound, upper bound, interpolated value) of the q quantile."""
         rank = q * total
         prev_bound, prev_count = 0.0, 0.0
         for b in bounds:
             if buckets[b] >= rank:
                 if b == float("inf"):
-                    return prev_bound
+                    return prev_bound, b, prev_bound
                 span = buckets[b] - prev_count
-                return prev_bound + (b - prev_bound) * ((rank - prev_count) / span if span else 1.0)
+                return prev_bound, b, prev_bound + (b - prev_bound) * ((rank - prev_count) / span if span else 1.0)
             prev_bound, prev_count = b, buckets[b]
-        return prev_bound
+        return prev_bound, prev_bound, prev_bound
 
-    return {"count": total, "p50": quantile(0.5), "p99": quantile(0.99)}
+    p99_lo, p99_hi, p99 = bucket_of(0.99)
+    highest = next(b for b in bounds if buckets[b] >= total)
+    return {"count": total, "p50": bucket_of(0.5)[2], "p99": p99, "p99_bucket": [p99_lo, p99_hi], "max_le": highest}
 
 
 def histogram_quantiles(text: str, kind: str) -> dict[str, float]:
@@ -144,7 +148,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def _observed(o: dict[str, Any]) -> bool:
-    return (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation")
+    return bool((o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation"))
 
 
 def _phase(o: dict[str, Any]) -> str | None:
@@ -202,6 +206,7 @@ def main() -> int:
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         player = DeploymentPlayer(server.url, "default", args.pods, args.ready_after).start()
         rollouts = RolloutWatch(server.url, "default").start()
+        versions = ObjectWatch(server.url, "default", "modelversions").start()
         wait_until(lambda: _up(metrics_url), 30)
         time.sleep(1.0)
         rss0, cpu0 = proc_stats(op.pid)
@@ -219,9 +224,7 @@ def main() -> int:
                         f"{server.url}{GROUP}/modelversions",
                         model_version(f"mv-{created}", artifact.as_uri(), digest),
                     )
-                settled = wait_until(
-                    lambda t=target: _count_phase(server.url, "modelversions", "Verified") >= t, 600, 0.5
-                )
+                settled = wait_until(lambda t=target: versions.count(lambda o: _phase(o) == "Verified") >= t, 600, 0.1)
                 rss, cpu = proc_stats(op.pid)
                 results["steps"].append(
                     {
@@ -244,43 +247,32 @@ def main() -> int:
                     _roll_out(server.url, args, rollouts, results, op.pid, artifact.as_uri(), digest)
                     time.sleep(args.quiet_after)
                     _quiet_window(metrics_url, args.window, results, op.pid)
-            # End to end, one change at a time, with everything live.
-            before_probes = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-            e2e: list[float] = []
-            for i in range(1, args.probes + 1):
-                name = f"mv-{i}"
-                t0 = time.perf_counter()
-                http("PATCH", f"{server.url}{GROUP}/modelversions/{name}", {"spec": {"stage": "Staging"}},
-                     "application/merge-patch+json")  # fmt: skip
-                if wait_until(
-                    lambda n=name: _get(server.url, "modelversions", n)["status"].get("stage") == "Staging", 30, 0.002
-                ):
-                    e2e.append(time.perf_counter() - t0)
-            results["e2e_mv_s"] = e2e
-            md_e2e: list[float] = []
-            if md_settled:
-                for i in range(1, min(args.probes, args.deployments) + 1):
-                    name = f"md-{i}"
-                    obj = http("PATCH", f"{server.url}{GROUP}/modeldeployments/{name}", {"spec": {"replicas": 2}},
-                               "application/merge-patch+json")  # fmt: skip
-                    gen = obj["metadata"]["generation"]
-                    t0 = time.perf_counter()
-                    if wait_until(
-                        lambda n=name, g=gen: (
-                            _get(server.url, "modeldeployments", n).get("status", {}).get("observedGeneration") == g
-                        ),
-                        30,
-                        0.002,
-                    ):
-                        md_e2e.append(time.perf_counter() - t0)
-            results["e2e_md_s"] = md_e2e
-            text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+            # End to end, one change at a time, with everything live, timed from the watches.
+            scrapes = [_scrape(metrics_url)]
+            results["e2e_mv_s"] = _probe(
+                server.url, versions, [f"mv-{i}" for i in range(1, args.probes + 1)], "modelversions",
+                lambda name: {"spec": {"stage": "Staging"}}, lambda o: (o.get("status") or {}).get("stage") == "Staging",
+            )  # fmt: skip
+            scrapes.append(_scrape(metrics_url))
+            md_names = [f"md-{i}" for i in range(1, min(args.probes, args.deployments) + 1)] if md_settled else []
+            results["e2e_md_s"] = _probe(
+                server.url, rollouts, md_names, "modeldeployments",
+                lambda name: {"spec": {"replicas": 2}},
+                lambda o: (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation")
+                and (o.get("spec") or {}).get("replicas") == 2,
+            )  # fmt: skip
+            scrapes.append(_scrape(metrics_url))
+            text = scrapes[-1]
             results["handler"] = {
                 k: histogram_quantiles(text, k) for k in ("ModelVersion", "ModelDeployment", "DriftMonitor")
             }
             results["handler_probes"] = {
-                k: quantiles(_bucket_delta(before_probes, text, k)) for k in ("ModelVersion", "ModelDeployment")
+                f"{k}, during the ModelVersion probes": quantiles(_bucket_delta(scrapes[0], scrapes[1], k))
+                for k in ("ModelVersion", "ModelDeployment")
             }
+            results["handler_probes"]["ModelDeployment, during the ModelDeployment probes"] = quantiles(
+                _bucket_delta(scrapes[1], scrapes[2], "ModelDeployment")
+            )
             rss, cpu = proc_stats(op.pid)
             results["final"] = {"rss_mib": rss, "cpu_s": cpu}
             results["deployment_status_patches"] = player.patches
@@ -288,6 +280,7 @@ def main() -> int:
         finally:
             player.stop()
             rollouts.stop()
+            versions.stop()
             stop(op)
     _report(results)
     if args.json:
@@ -305,7 +298,7 @@ def _version_model(i: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def _deploy(base: str, args: argparse.Namespace, rollouts: RolloutWatch, results: dict[str, Any], pid: int) -> bool:
     """Create the ModelDeployments; settled when every one is observed (and Healthy when pods get ready)."""
-    n, t0 = args.deployments, time.perf_counter()
+    n, t0 = int(args.deployments), time.perf_counter()
     for i in range(1, n + 1):
         http(
             "POST", f"{base}{GROUP}/modeldeployments", model_deployment(f"md-{i}", _version_model(i, args), args.pause)
@@ -341,7 +334,7 @@ def _roll_out(
     """A new version for every deployment at once (versionRef edited; a newer version registered
     for a modelName deployment); settled when every rollout sits in its last, hour-long pause
     (pods ready) or has its canary recorded (pods never ready)."""
-    n, t0, wall0 = args.deployments, time.perf_counter(), time.time()
+    n, t0, wall0 = int(args.deployments), time.perf_counter(), time.time()
     for i in range(1, n + 1):
         if i <= args.by_model:
             mv = model_version(f"mv-{args.versions + i}", uri, digest)
@@ -359,6 +352,7 @@ def _roll_out(
     settled = wait_until(done, args.pause + 600, 0.1)
     rss, cpu = proc_stats(pid)
     late: list[float] = []
+    dues: list[float] = []
     if args.pods == "ready":
         for i in range(1, n + 1):
             name = f"md-{i}"
@@ -367,12 +361,14 @@ def _roll_out(
             if started and after:
                 due = dt.datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() + args.pause
                 late.append(min(after) - due)
+                dues.append(due)
     results["rollout_step"] = {
         "settle_s": time.perf_counter() - t0,
         "settled": settled,
         "rss_mib": rss,
         "cpu_s": cpu,
         "pause_late_s": late,
+        "pause_due_spread_s": max(dues) - min(dues) if dues else None,
     }
     print(f"{n} rollouts settled={settled} in {time.perf_counter() - t0:.1f}s  RSS {rss:.0f} MiB  CPU {cpu:.1f}s",
           flush=True)  # fmt: skip
@@ -402,6 +398,30 @@ def _bucket_delta(before: str, after: str, kind: str) -> dict[float, float]:
     return {le: b1[le] - b0.get(le, 0.0) for le in b1}
 
 
+def _scrape(url: str) -> str:
+    return urllib.request.urlopen(url, timeout=10).read().decode()  # type: ignore[no-any-return]
+
+
+def _probe(
+    base: str,
+    watch: ObjectWatch,
+    names: list[str],
+    plural: str,
+    patch: Any,
+    done: Any,
+) -> list[float]:
+    """One object at a time: merge-patch it, and time from just before the request until the watch
+    delivers a version of it for which ``done`` holds (the next probe starts then)."""
+    took = []
+    for name in names:
+        t0 = time.perf_counter()
+        http("PATCH", f"{base}{GROUP}/{plural}/{name}", patch(name), "application/merge-patch+json")
+        arrived = watch.wait_for(name, done, t0, 30)
+        if arrived is not None:
+            took.append(arrived - t0)
+    return took
+
+
 def _up(url: str) -> bool:
     try:
         urllib.request.urlopen(url, timeout=1).read()
@@ -410,17 +430,16 @@ def _up(url: str) -> bool:
         return False
 
 
-def _get(base: str, plural: str, name: str) -> dict[str, Any]:
-    return http("GET", f"{base}{GROUP}/{plural}/{name}")  # type: ignore[no-any-return]
-
-
-def _count_phase(base: str, plural: str, phase: str) -> int:
-    items = http("GET", f"{base}{GROUP}/{plural}")["items"]
-    return sum(1 for o in items if (o.get("status") or {}).get("phase") == phase)
-
-
 def _ms(xs: list[float]) -> str:
-    return f"{len(xs)} | {1000 * statistics.median(xs):.1f} | {1000 * pct(xs, 0.99):.1f}"
+    """n | p50 | p99 | max of measured samples (p99 is the largest sample when n <= 50)."""
+    return f"{len(xs)} | {1000 * statistics.median(xs):.1f} | {1000 * pct(xs, 0.99):.1f} | {1000 * max(xs):.1f}"
+
+
+def _hist(h: dict[str, Any]) -> str:
+    """n | p50 | p99 | max of a histogram: p50 interpolated, p99 as the bucket it falls in (with
+    few samples an interpolated p99 is made up), max as the highest non-empty bucket's bound."""
+    lo, hi = h["p99_bucket"]
+    return f"{h['count']:.0f} | ~{1000 * h['p50']:.1f} | {1000 * lo:g}-{1000 * hi:g} | <= {1000 * h['max_le']:g}"
 
 
 def _report(r: dict[str, Any]) -> None:
@@ -445,17 +464,19 @@ def _report(r: dict[str, Any]) -> None:
         rate = w["reconciles"] / w["seconds"]
         print(f"\nquiet window {w['seconds']:.0f} s: {w['reconciles']:.0f} ModelDeployment reconciles "
               f"({rate:.1f}/s), operator CPU {w['cpu_s']:.1f} s ({100 * w['cpu_s'] / w['seconds']:.0f}% of a core)")  # fmt: skip
-    print("\n| latency | n | p50 (ms) | p99 (ms) |")
-    print("|---|---:|---:|---:|")
+    print("\nhandler time: p50 interpolated within the histogram's buckets, p99 the bucket it falls in, max the")
+    print("highest non-empty bucket's bound. End to end: measured samples; p99 is the largest sample when n <= 50,")
+    print("the second largest when n = 100.")
+    print("\n| latency | n | p50 (ms) | p99 (ms) | max (ms) |")
+    print("|---|---:|---:|---:|---:|")
     for kind, h in r["handler"].items():
         if h.get("count"):
-            print(f"| handler time (in-process), {kind}, whole run | {h['count']:.0f} | {1000 * h['p50']:.1f} | {1000 * h['p99']:.1f} |")  # fmt: skip
+            print(f"| handler time (in-process), {kind}, whole run | {_hist(h)} |")
     if (r.get("quiet_window") or {}).get("handler", {}).get("count"):
-        h = r["quiet_window"]["handler"]
-        print(f"| handler time (in-process), ModelDeployment, quiet window | {h['count']:.0f} | {1000 * h['p50']:.1f} | {1000 * h['p99']:.1f} |")  # fmt: skip
+        print(f"| handler time (in-process), ModelDeployment, quiet window | {_hist(r['quiet_window']['handler'])} |")
     for kind, h in (r.get("handler_probes") or {}).items():
         if h.get("count"):
-            print(f"| handler time (in-process), {kind}, during the one-at-a-time probes | {h['count']:.0f} | {1000 * h['p50']:.1f} | {1000 * h['p99']:.1f} |")  # fmt: skip
+            print(f"| handler time (in-process), {kind} | {_hist(h)} |")
     late = (r.get("rollout_step") or {}).get("pause_late_s") or []
     if late:
         print(f"| end to end (whole system), timed pause end -> next step in status | {_ms(late)} |")
@@ -464,6 +485,9 @@ def _report(r: dict[str, Any]) -> None:
         xs = r.get(key) or []
         if xs:
             print(f"| {label} | {_ms(xs)} |")
+    due = (r.get("rollout_step") or {}).get("pause_due_spread_s")
+    if due is not None:
+        print(f"\nthe {len(late)} timed pauses fell due within {due:.1f} s of each other")
     steps = r["steps"]
     if len(steps) >= 2:
         first, last = steps[0], steps[-1]

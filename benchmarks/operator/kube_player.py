@@ -1,7 +1,10 @@
 """What a cluster does around the operator, played from the benchmark process over HTTP.
 
 - :class:`Watcher`: list + watch of one collection (reconnects when the server ends a watch), so
-  the benchmark follows objects without polling the API server.
+  the benchmark follows objects without polling the API server; it lists again only after an error.
+- :class:`ObjectWatch`: the latest version of every object of a kind, and when each recent
+  version arrived, so an end-to-end probe waits on the watch; :class:`RolloutWatch` adds when each
+  ModelDeployment reached each step.
 - :class:`DeploymentPlayer`: the Deployment controller and the kubelets for the model-server
   Deployments, as far as the operator can see them: on every new generation it sets
   ``observedGeneration``/``replicas``/``updatedReplicas`` at once (ready pods of an unchanged
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import heapq
@@ -23,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 Obj = dict[str, Any]
 Pods = Literal["ready", "unready", "none"]
@@ -46,14 +50,16 @@ class Watcher:
 
     def _run(self) -> None:
         sep = "&" if self.query else ""
+        rv: str | None = None  # None: list first (at start, and after an error)
         while not self._stop.is_set():
             try:
-                with urllib.request.urlopen(f"{self.base}{self.path}?{self.query}", timeout=30) as resp:
-                    listed = json.loads(resp.read())
-                for item in listed.get("items") or []:
-                    self.on_event("ADDED", item)
-                rv = listed["metadata"]["resourceVersion"]
-                url = f"{self.base}{self.path}?{self.query}{sep}watch=1&timeoutSeconds=60&resourceVersion={rv}"
+                if rv is None:
+                    with urllib.request.urlopen(f"{self.base}{self.path}?{self.query}", timeout=30) as resp:
+                        listed = json.loads(resp.read())
+                    for item in listed.get("items") or []:
+                        self.on_event("ADDED", item)
+                    rv = str(listed["metadata"]["resourceVersion"])
+                url = f"{self.base}{self.path}?{self.query}{sep}watch=1&allowWatchBookmarks=true&timeoutSeconds=60&resourceVersion={rv}"
                 with urllib.request.urlopen(url, timeout=90) as stream:
                     for line in stream:
                         if self._stop.is_set():
@@ -62,7 +68,14 @@ class Watcher:
                             event = json.loads(line)
                             if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                                 self.on_event(event["type"], event["object"])
+                                rv = str(event["object"]["metadata"]["resourceVersion"])
+                            elif event.get("type") == "BOOKMARK":
+                                rv = str(event["object"]["metadata"]["resourceVersion"])
+                            elif event.get("type") == "ERROR":  # 410 Gone: the version is too old
+                                rv = None
+                # the server ended the watch: go on from the last version seen, with no new listing
             except (OSError, ValueError, KeyError):
+                rv = None
                 if not self._stop.is_set():
                     time.sleep(0.2)
 
@@ -157,19 +170,19 @@ def _status(generation: int, want: int, ready: int) -> Obj:
     }
 
 
-class RolloutWatch:
-    """The latest status of every ModelDeployment, and when (this process's clock) each first
-    reached a step index, from one watch."""
+class ObjectWatch:
+    """The latest state of every object of one kind, from one watch, and when (this process's
+    clocks) each recent version of it arrived: end-to-end probes wait on the watch, not by polling
+    the API server (which runs in this process and would take its interpreter lock from the
+    operator's requests)."""
 
-    def __init__(self, base: str, namespace: str) -> None:
+    def __init__(self, base: str, namespace: str, plural: str, group: str = "modelops.dev/v1alpha1") -> None:
         self.latest: dict[str, Obj] = {}
-        self.first_at_step: dict[tuple[str, int], float] = {}
-        self.pause_started: dict[tuple[str, int], str] = {}
-        self._lock = threading.Lock()
-        path = f"/apis/modelops.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
-        self._watcher = Watcher(base, path, self._on_event)
+        self._recent: dict[str, collections.deque[tuple[float, Obj]]] = {}
+        self._changed = threading.Condition()
+        self._watcher = Watcher(base, f"/apis/{group}/namespaces/{namespace}/{plural}", self._on_event)
 
-    def start(self) -> RolloutWatch:
+    def start(self) -> Self:
         self._watcher.start()
         return self
 
@@ -177,19 +190,51 @@ class RolloutWatch:
         self._watcher.stop()
 
     def _on_event(self, kind: str, obj: Obj) -> None:
-        name, seen = obj["metadata"]["name"], time.time()
-        with self._lock:
+        name, arrived = obj["metadata"]["name"], time.perf_counter()
+        with self._changed:
             if kind == "DELETED":
                 self.latest.pop(name, None)
-                return
-            self.latest[name] = obj
-            status = obj.get("status") or {}
-            step = status.get("currentStepIndex")
-            if step is not None:
-                self.first_at_step.setdefault((name, int(step)), seen)
-                if status.get("pauseStartedAt"):
-                    self.pause_started.setdefault((name, int(step)), status["pauseStartedAt"])
+                self._recent.pop(name, None)
+            else:
+                self.latest[name] = obj
+                self._recent.setdefault(name, collections.deque(maxlen=16)).append((arrived, obj))
+                self._seen(name, obj)
+            self._changed.notify_all()
+
+    def _seen(self, name: str, obj: Obj) -> None:
+        """Called under the lock for every version of every object (subclasses record more)."""
+
+    def wait_for(self, name: str, predicate: Callable[[Obj], bool], since: float, timeout: float) -> float | None:
+        """When (``time.perf_counter``) the first version of ``name`` that arrived at or after
+        ``since`` and satisfies ``predicate`` arrived; None after ``timeout`` seconds."""
+        end = time.perf_counter() + timeout
+        with self._changed:
+            while True:
+                for arrived, obj in self._recent.get(name, ()):
+                    if arrived >= since and predicate(obj):
+                        return arrived
+                left = end - time.perf_counter()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
 
     def count(self, predicate: Callable[[Obj], bool]) -> int:
-        with self._lock:
+        with self._changed:
             return sum(1 for o in self.latest.values() if predicate(o))
+
+
+class RolloutWatch(ObjectWatch):
+    """The ModelDeployments, and when (wall clock) each first reached a step index."""
+
+    def __init__(self, base: str, namespace: str) -> None:
+        super().__init__(base, namespace, "modeldeployments")
+        self.first_at_step: dict[tuple[str, int], float] = {}
+        self.pause_started: dict[tuple[str, int], str] = {}
+
+    def _seen(self, name: str, obj: Obj) -> None:
+        status = obj.get("status") or {}
+        step = status.get("currentStepIndex")
+        if step is not None:
+            self.first_at_step.setdefault((name, int(step)), time.time())
+            if status.get("pauseStartedAt"):
+                self.pause_started.setdefault((name, int(step)), status["pauseStartedAt"])
