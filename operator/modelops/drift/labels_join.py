@@ -390,7 +390,7 @@ def join_codes(
     rows = np.flatnonzero(usable).astype(np.int64)
     codes = label_codes[rows]
 
-    label_count = np.bincount(codes, minlength=n_keys).astype(np.int64)
+    label_count = np.bincount(codes, minlength=n_keys)
     duplicated = label_count > 1
     chosen = np.full(n_keys, -1, dtype=np.int64)
     # Ids with one label: that row. Only the (usually few) duplicated ids need an order.
@@ -417,10 +417,11 @@ def join_codes(
     has_label = chosen >= 0
 
     pred_has_key = pred_codes >= 0
-    pred_count = np.bincount(pred_codes[pred_has_key], minlength=n_keys).astype(np.int64)
-    safe = np.where(pred_has_key, pred_codes, 0)
+    all_keys = bool(pred_has_key.all())
+    pred_count = np.bincount(pred_codes if all_keys else pred_codes[pred_has_key], minlength=n_keys)
+    safe = pred_codes if all_keys else np.where(pred_has_key, pred_codes, 0)
     unique = pred_has_key & (pred_count[safe] == 1)
-    label_row = np.where(unique, chosen[safe], -1).astype(np.int64)
+    label_row = np.where(unique, chosen[safe], -1)
     key_status = np.full(pred_codes.size, KEY_DUPLICATE, dtype=np.int8)
     key_status[unique] = KEY_OK
     key_status[~pred_has_key] = KEY_MISSING

@@ -54,6 +54,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 NO_TIME = np.iinfo(np.int64).min
+LABEL_MISSING, LABEL_MISTYPED, LABEL_UNKNOWN = 1, 2, 3
 MAX_WINDOWS = 60
 UNKNOWN_SHOWN = 10
 
@@ -420,6 +421,7 @@ def prepare(
         codes = label_classes.codes
         label_missing, label_mistyped = label_classes.missing, label_classes.mistyped
         label_unknown = label_classes.unknown
+        label_codes = codes
         label_code_or_value = np.where(codes >= 0, codes, np.where(label_unknown, -2.0, np.nan)).astype(np.float64)
         label_code_or_value[label_mistyped] = -3.0
         if pred_col is not None:
@@ -456,8 +458,16 @@ def prepare(
             f"({n} rows read, {predictions.malformed} malformed)",
         )
     row = joined.label_row
-    matched = in_window & (row >= 0)
-    safe_row = np.where(row >= 0, row, 0)
+    has_row = row >= 0
+    matched = in_window & has_row
+    safe_row = np.where(has_row, row, 0)
+    # Each label's state, gathered once per prediction: 0 usable, then why not.
+    state = np.zeros(labels.rows, dtype=np.int8)
+    state[label_missing] = LABEL_MISSING
+    state[label_mistyped] = LABEL_MISTYPED
+    state[label_unknown] = LABEL_UNKNOWN
+    row_state = state[safe_row]
+    del state
 
     proba, proba_ok = (None, None)
     if task != "regression":
@@ -478,9 +488,9 @@ def prepare(
             assert proba_ok is not None
             pred_valid = proba_ok.copy()
 
-    label_ok = valid_labels[safe_row] & ~label_unknown[safe_row]
+    label_ok = row_state == 0
     usable = matched & label_ok & pred_valid
-    unknown_rows = matched & label_unknown[safe_row]
+    unknown_rows = matched & (row_state == LABEL_UNKNOWN)
     if np.any(unknown_rows):
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -494,7 +504,7 @@ def prepare(
         pt = predictions.time_us[usable]
         ok = (lt != NO_TIME) & (pt != NO_TIME)
         if np.any(ok):
-            delay = float(np.median((lt[ok] - pt[ok]) / 1e6))
+            delay = _median((lt[ok] - pt[ok]) / 1e6)
 
     status = joined.key_status
     invalid = int(np.count_nonzero(in_window & ~pred_valid))
@@ -503,22 +513,22 @@ def prepare(
     quality = LabelQuality(
         missing_keys=int(np.count_nonzero(in_window & (status == KEY_MISSING))),
         duplicate_prediction_rows=int(np.count_nonzero(in_window & (status == KEY_DUPLICATE))),
-        missing_labels=int(joined.missing_label_ids + np.count_nonzero(matched & label_missing[safe_row])),
+        missing_labels=int(joined.missing_label_ids + np.count_nonzero(matched & (row_state == LABEL_MISSING))),
         duplicate_label_ids=joined.duplicate_label_ids,
         conflicting_label_ids=joined.conflicting_label_ids,
         future_labels=joined.future_labels,
         labels_without_predictions=joined.labels_without_predictions,
-        labels_outside_window=int(np.count_nonzero(~in_window & (row >= 0))),
+        labels_outside_window=int(np.count_nonzero(~in_window & has_row)),
         unknown_classes=int(np.count_nonzero(unknown_rows)),
         unknown_class_values=unknown_values or None,
-        mistyped_labels=int(np.count_nonzero(matched & label_mistyped[safe_row])),
+        mistyped_labels=int(np.count_nonzero(matched & (row_state == LABEL_MISTYPED))),
         invalid_predictions=invalid,
     )
     if task == "regression":
         label_values = np.asarray(label_code_or_value, dtype=np.float64)
         y_true = np.where(matched, label_values[safe_row], np.nan)
     else:
-        y_true = np.where(matched & label_ok, label_code_or_value[safe_row], -1).astype(np.int64)
+        y_true = np.where(matched & label_ok, label_codes[safe_row], -1)
     return Prepared(
         in_window=in_window,
         usable=usable,
@@ -532,6 +542,15 @@ def prepare(
         time_us=predictions.time_us,
         label_delay_s=delay,
     )
+
+
+def _median(values: FloatArray) -> float:
+    """``np.median`` of a non-empty 1-D array (the same value), without numpy.ma's import."""
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, [k - 1, k])
+    return float((part[k - 1] + part[k]) / 2)
 
 
 def _when(when: datetime | None) -> str:
