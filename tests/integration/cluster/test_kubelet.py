@@ -496,3 +496,21 @@ def test_crash_loop_back_off_is_visible_through_the_api_and_grows(tmp_path: Path
     assert len(starts) >= 5
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(later > earlier for earlier, later in itertools.pairwise(gaps[:4])), gaps
+
+
+def test_what_the_main_process_leaves_behind_ends_with_it(workloads: Workloads) -> None:
+    # A container's processes live in its PID namespace (cgroup): when the main process exits, the runtime
+    # kills the rest. Here the shell exits at once and leaves a background sleep.
+    w = workloads
+    w.api.create(f"{CORE}/pods", {
+        "metadata": {"name": "leaver"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", "sleep 300 & echo $! > /work/pid"],
+                            "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "volumes": [{"name": "work", "emptyDir": {}}],
+        },
+    })  # fmt: skip
+    w.api.wait_pod("leaver", lambda p: p["status"].get("phase") == "Succeeded", "Succeeded")
+    sleeper = int((w.state / "pods" / "default" / "leaver" / "volumes" / "work" / "pid").read_text())
+    w.api.wait(lambda: not alive(sleeper), within=5, what=f"the left-behind sleep {sleeper} killed")

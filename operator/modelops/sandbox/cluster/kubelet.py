@@ -16,7 +16,8 @@ What a container becomes here:
   `/var/run/secrets/kubernetes.io/serviceaccount` are the pod's own too.
 - output: appended to `<state>/pods/<ns>/<pod>/<container>.log`, each start marked by a line.
 - each process leads its own process group and gets SIGKILL when the thread that started it dies
-  (PR_SET_PDEATHSIG), so no pod outlives the runner.
+  (PR_SET_PDEATHSIG), so no pod outlives the runner; when it exits, what is left of its group is
+  killed, as a runtime kills the rest of a container whose main process ended.
 A pod with any other image is never run: it stays Pending with `PodScheduled=False` and a Warning
 Event `SandboxUnsupportedImage`.
 """
@@ -876,6 +877,8 @@ class PodWorker:
             for t in probes:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+        # A container ends with its main process: the runtime kills what is left in its PID namespace.
+        _signal_group(proc.pid, signal.SIGKILL)
         code = 128 - rc if rc < 0 else rc
         run.state, run.exit_code, run.finished_at = "terminated", code, now_iso()
         run.reason = exit_reason(code)
