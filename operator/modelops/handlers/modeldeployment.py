@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -87,31 +88,38 @@ class Slots:
 
     Re-checks only look for what no event announces (see :mod:`modelops.core.rollout_clock`):
     when many rollouts move at once, a pause that ends or a change someone made must not queue
-    behind them. Urgent waiters are served before any re-check (among themselves in no set order)."""
+    behind them. Urgent waiters are served before any re-check (among themselves in no set order);
+    a freed slot wakes one waiter, not all."""
 
     def __init__(self, n: int) -> None:
-        self._changed = threading.Condition()
+        guard = threading.Lock()
+        self._urgent, self._rechecks = threading.Condition(guard), threading.Condition(guard)
         self._free = n
         self._urgent_waiting = 0
 
     def acquire(self, recheck: bool = False) -> None:
-        with self._changed:
+        with self._urgent:
             if recheck:
                 while self._free == 0 or self._urgent_waiting:
-                    self._changed.wait()
+                    self._rechecks.wait()
             else:
                 self._urgent_waiting += 1
                 try:
                     while self._free == 0:
-                        self._changed.wait()
+                        self._urgent.wait()
                 finally:
                     self._urgent_waiting -= 1
             self._free -= 1
+            self._wake_next()
 
     def release(self) -> None:
-        with self._changed:
+        with self._urgent:
             self._free += 1
-            self._changed.notify_all()
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        if self._free:
+            (self._urgent if self._urgent_waiting else self._rechecks).notify()
 
     @contextlib.contextmanager
     def held(self, recheck: bool = False) -> Iterator[None]:
@@ -123,6 +131,9 @@ class Slots:
 
 
 _slots = Slots(MAX_CONCURRENT_RECONCILES)
+CLOCK_THREADS = 64
+"""Threads for the clocks' reconciles, most of them waiting for a slot: the event loop's default
+pool (six threads on two cores) would queue a pause that ends behind re-checks waiting there."""
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
 """The resourceVersion each ModelDeployment's last status write produced."""
@@ -393,6 +404,7 @@ def _tracking(index: Mapping[Any, Any], namespace: str, mv: Mapping[str, Any]) -
 def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     """Register the ModelDeployment handlers; ``api_factory()`` returns a CustomObjects."""
     clocks = Clocks()
+    clock_threads = ThreadPoolExecutor(CLOCK_THREADS, thread_name_prefix="rollout-clock")
     seen_versions: dict[Key, VersionInfo] = {}
     seen_guard = threading.Lock()
 
@@ -448,7 +460,7 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
                 context = contextvars.copy_context()
                 recheck = due is not None and clocks.is_recheck(key)
                 args = (api_factory, clocks, namespace, name, logger, catalog, recheck)
-                await loop.run_in_executor(None, context.run, _safely, *args)
+                await loop.run_in_executor(clock_threads, context.run, _safely, *args)
             else:
                 left = CLOCK_SLICE_SECONDS if due is None else (due - now).total_seconds() + CLOCK_MARGIN_SECONDS
                 await stopped.wait(min(CLOCK_SLICE_SECONDS, left))
