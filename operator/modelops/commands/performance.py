@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -358,7 +359,9 @@ def keep_freed_memory() -> None:
     maps each large block anew and unmaps it on free, so every array pays first-touch page
     faults again (on a VM, a quarter of the check's CPU time was the kernel zeroing pages).
     A short-lived command can keep them: no mmap for blocks under 1 GiB, no trimming of the
-    heap's top. A no-op where the C library has no ``mallopt`` (musl, macOS).
+    heap's top, and one arena for every thread (a worker thread's arena is capped at 64 MiB, so
+    its large arrays would be mapped anew each time). A no-op where the C library has no
+    ``mallopt`` (musl, macOS).
     """
     import ctypes
 
@@ -366,7 +369,8 @@ def keep_freed_memory() -> None:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    mallopt(m_arena_max, 1)
     mallopt(m_mmap_threshold, 1 << 30)
     mallopt(m_trim_threshold, 1 << 30)
 
@@ -377,6 +381,10 @@ def run_check_command(args: argparse.Namespace) -> int:
     collecting = gc.isenabled()
     gc.disable()
     keep_freed_memory()
+    if "numpy" not in sys.modules:
+        # The check does no linear algebra: numpy's OpenBLAS need not start a thread per core
+        # at import (~50 ms of CPU on 2 cores).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         return _run_check(args)
     finally:

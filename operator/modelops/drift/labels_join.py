@@ -440,6 +440,13 @@ def join_codes(
     )
 
 
+def as_arrow(values: Any) -> Any:
+    """An Arrow array or chunked array as is; anything else (lists, numpy) converted."""
+    import pyarrow as pa
+
+    return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+
+
 def join_labels(
     prediction_keys: Any,
     label_ids: Any,
@@ -449,12 +456,7 @@ def join_labels(
     label_known: BoolArray | None = None,
 ) -> JoinResult:
     """Join Arrow (or numpy) key columns; see :func:`join_codes`."""
-    import pyarrow as pa
-
-    def arrow(values: Any) -> Any:
-        return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
-
-    pred_codes, label_codes, n_keys = encode_keys(arrow(prediction_keys), arrow(label_ids))
+    pred_codes, label_codes, n_keys = encode_keys(as_arrow(prediction_keys), as_arrow(label_ids))
     return join_codes(
         pred_codes,
         label_codes,

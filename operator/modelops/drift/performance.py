@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +48,10 @@ from modelops.api.performance import (
 from modelops.drift import performance_metrics as pm
 from modelops.drift.durations import parse_duration
 from modelops.drift.errors import DriftDataError
-from modelops.drift.labels_join import KEY_DUPLICATE, KEY_MISSING, join_labels
+from modelops.drift.labels_join import KEY_DUPLICATE, KEY_MISSING, as_arrow, encode_keys, join_codes
 from modelops.drift.performance_io import LabelData, PredictionData, Prefetch, ReadPlan, read_sources
 
+T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -206,9 +208,16 @@ def classify(column: Any, classes: Sequence[str], what: str) -> Classified:
         integral = np.isfinite(floats) & (np.floor(floats) == floats)
         mistyped = ~missing & ~integral
         values = np.where(integral, floats, 0).astype(np.int64)
+    elif col.null_count == 0 and pa.types.is_int64(typ):
+        missing = np.zeros(n, dtype=np.bool_)
+        values = col.to_numpy()  # zero-copy
     else:
         missing = np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=np.bool_)
         values = np.asarray(pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if np.array_equal(ints, np.arange(ints.size)):
+        # Classes 0..k-1 in order (the usual case): a value is its own code.
+        hit = (values >= 0) & (values < ints.size) & ~missing & ~mistyped
+        return Classified(np.where(hit, values, -1).astype(np.int64, copy=False), missing, mistyped)
     sorter = np.argsort(ints)
     ordered = ints[sorter]
     pos = np.clip(np.searchsorted(ordered, values), 0, ordered.size - 1)
@@ -356,6 +365,15 @@ def _window_mask(time_us: IntArray | None, n: int, start: datetime | None, end: 
     return mask
 
 
+def _in_background(func: Callable[..., T], *args: Any) -> Future[T]:
+    """``func(*args)`` in a thread of its own (numpy and Arrow release the GIL on big arrays)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(func, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _micros(when: datetime) -> int:
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     delta = when - datetime(1970, 1, 1, tzinfo=UTC)
@@ -375,7 +393,12 @@ def prepare(
     start: datetime | None,
     end: datetime | None,
 ) -> Prepared:
-    """Join and type; raises DriftDataError when nothing can be judged."""
+    """Join and type; raises DriftDataError when nothing can be judged.
+
+    The keys' encoding (the join's costly half, see :func:`~modelops.drift.labels_join.encode_keys`)
+    starts first, in its own thread, while the labels and predictions are typed here.
+    """
+    encoding = _in_background(encode_keys, as_arrow(predictions.keys), as_arrow(labels.ids))
     n = predictions.rows
     task = settings.task
     pred_col = predictions.column(settings.prediction_output)
@@ -439,9 +462,8 @@ def prepare(
 
     now_us = _micros(now)
     known = None if labels.time_us is None else labels.time_us <= now_us
-    joined = join_labels(
-        predictions.keys,
-        labels.ids,
+    joined = join_codes(
+        *encoding.result(),
         label_time=labels.time_us,
         label_value=label_code_or_value,
         label_known=known,
