@@ -393,6 +393,9 @@ def run_check_command(args: argparse.Namespace) -> int:
     try:
         return _run_check(args)
     finally:
+        # What the imports built lives until exit: moved out of the collector's sight, so the
+        # collection of the interpreter's shutdown does not walk it again (~0.07 s at exit).
+        gc.freeze()
         if collecting:
             gc.enable()
 
