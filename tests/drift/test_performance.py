@@ -3,6 +3,7 @@ reason for every piece of data it cannot judge."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -159,6 +160,20 @@ def test_uniform_length_keys_and_sliced_arrays():
     lab = pa.array(list(reversed(ids))).slice(20, 120)  # ids 179..60
     pc, lc, _ = lj.encode_keys(pred, lab)
     assert same_partition(np.concatenate([pc, lc]), ids[50:150] + list(reversed(ids))[20:140])
+
+
+def test_many_keys_cross_every_block_and_thread_boundary():
+    """70K keys of mixed lengths in uneven chunks: written and hashed in blocks of 32K rows, in
+    two threads, verified in blocks; every id keeps its own code on both sides."""
+    rng = np.random.default_rng(7)
+    ids = [f"{i:x}" * (1 + i % 4) for i in range(40_000)]  # 1 to 20 characters
+    pred = [ids[i] for i in rng.permutation(40_000)[:35_000]]
+    lab = [ids[i] for i in rng.integers(0, 40_000, 35_000)]
+    cuts = [0, 1, 9_999, 20_000, 35_000]
+    chunked = pa.chunked_array([pa.array(lab[a:b]) for a, b in itertools.pairwise(cuts)])
+    pc, lc, size = lj.encode_keys(pa.array(pred), chunked, workers=2, verify_block=5_000)
+    assert same_partition(np.concatenate([pc, lc]), pred + lab)
+    assert size == len(set(pred) | set(lab))
 
 
 def test_keys_of_mixed_lengths_are_padded_without_merging_any():
