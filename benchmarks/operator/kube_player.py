@@ -224,12 +224,15 @@ class ObjectWatch:
 
 
 class RolloutWatch(ObjectWatch):
-    """The ModelDeployments, and when (wall clock) each first reached a step index."""
+    """The ModelDeployments, and when (wall clock) each first reached a step index: as this process
+    saw it arrive, and as the operator stamped it (``stepStartedAt``)."""
 
     def __init__(self, base: str, namespace: str) -> None:
         super().__init__(base, namespace, "modeldeployments")
         self.first_at_step: dict[tuple[str, int], float] = {}
         self.pause_started: dict[tuple[str, int], str] = {}
+        self.step_started: dict[tuple[str, int], str] = {}
+        """The operator's own clock when it moved to the step (status.stepStartedAt)."""
 
     def _seen(self, name: str, obj: Obj) -> None:
         status = obj.get("status") or {}
@@ -238,3 +241,5 @@ class RolloutWatch(ObjectWatch):
             self.first_at_step.setdefault((name, int(step)), time.time())
             if status.get("pauseStartedAt"):
                 self.pause_started.setdefault((name, int(step)), status["pauseStartedAt"])
+            if status.get("stepStartedAt"):
+                self.step_started.setdefault((name, int(step)), status["stepStartedAt"])

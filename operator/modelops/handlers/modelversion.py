@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
@@ -21,6 +22,7 @@ from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
 from modelops.telemetry import forget_model_version, observe_reconcile, set_model_version_info
 
 KIND = "ModelVersion"
+SIBLINGS_INDEX = "model_version_siblings"
 
 
 def invalid_spec_status(
@@ -94,9 +96,12 @@ def reconcile(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     now: dt.datetime,
     digest: DigestObservation | None = None,
+    sibling_names: Collection[str] | None = None,
 ) -> None:
     """Everything but reading the artifact (blocking API calls: run in a thread). ``digest`` is the
-    artifact check's outcome when one was made (None: a Pending version stays Pending)."""
+    artifact check's outcome when one was made (None: a Pending version stays Pending);
+    ``sibling_names``: the model's versions as the watch knows them, read fresh when the decision
+    needs them (None: the namespace is listed)."""
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation", 1))
     with observe_reconcile(KIND) as outcome:
@@ -109,7 +114,7 @@ def reconcile(
             events.record(body, [EventSpec("Warning", "InvalidSpec", message)])
             return
         status = ModelVersionStatus.model_validate(body.get("status") or {})
-        observations = observe_model_version(api, namespace, name, spec, status, digest)
+        observations = observe_model_version(api, namespace, name, spec, status, digest, sibling_names)
         decision = decide(name, generation, spec, status, observations, now)
         apply_decision(api, namespace, body, decision, logger)
         new = decision.status
@@ -122,9 +127,14 @@ def reconcile(
 
 
 async def reconcile_async(
-    api: CustomObjects, body: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any], verifier: Verifier
+    api: CustomObjects,
+    body: dict[str, Any],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    verifier: Verifier,
+    siblings: Mapping[Any, Any] | None = None,
 ) -> None:
-    """Read the artifact on the event loop (a slow store holds no handler worker), then the rest in a thread."""
+    """Read the artifact on the event loop (a slow store holds no handler worker), then the rest in
+    a thread. ``siblings``: the index of version names by (namespace, model)."""
     digest = None
     try:
         spec = ModelVersionSpec.model_validate(body.get("spec") or {})
@@ -134,18 +144,29 @@ async def reconcile_async(
     else:
         if needs_digest_check(status):
             digest = await observe_digest(verifier, body["metadata"]["namespace"], spec)
-    await asyncio.to_thread(reconcile, api, body, logger, dt.datetime.now(dt.UTC), digest)
+    names = None
+    if siblings is not None:
+        key = (body["metadata"]["namespace"], str((body.get("spec") or {}).get("modelName", "")))
+        names = set(siblings.get(key, ()))
+    await asyncio.to_thread(reconcile, api, body, logger, dt.datetime.now(dt.UTC), digest, names)
 
 
 def register(registry: kopf.OperatorRegistry, api_factory: Any, verifier: Verifier) -> None:
     """Register the ModelVersion handlers on ``registry``; ``api_factory()`` returns a CustomObjects,
     ``verifier`` reads artifacts (the operator's artifact policy, timeouts and fetch slots)."""
 
+    @kopf.index("modelops.dev", "v1alpha1", "modelversions", id=SIBLINGS_INDEX, registry=registry)
+    def model_version_siblings(**kwargs: Any) -> dict[tuple[str, str], str]:
+        """Version names by (namespace, model): a promotion reads its own model's versions (fresh),
+        not every version of the namespace. A version is indexed before any handler sees it."""
+        model = str((kwargs["body"].get("spec") or {}).get("modelName", ""))
+        return {(str(kwargs["namespace"]), model): str(kwargs["name"])}
+
     @kopf.on.resume("modelops.dev", "v1alpha1", "modelversions", registry=registry)
     @kopf.on.create("modelops.dev", "v1alpha1", "modelversions", registry=registry)
     @kopf.on.update("modelops.dev", "v1alpha1", "modelversions", field="spec", registry=registry)
     async def model_version(**kwargs: Any) -> None:
-        await reconcile_async(api_factory(), dict(kwargs["body"]), kwargs["logger"], verifier)
+        await reconcile_async(api_factory(), dict(kwargs["body"]), kwargs["logger"], verifier, kwargs[SIBLINGS_INDEX])
 
     @kopf.on.delete("modelops.dev", "v1alpha1", "modelversions", registry=registry, optional=True)
     def model_version_deleted(**kwargs: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pydantic import ValidationError
 
 from modelops.api.base import describe_spec_error
@@ -11,7 +13,7 @@ from modelops.artifact_verifier import Verifier
 from modelops.artifacts import ArtifactRefused, ArtifactUnreachable
 from modelops.core.registry import DigestObservation, Observations, Sibling, reads_policies
 from modelops.core.validation_gates import PolicyRef
-from modelops.k8s.resources import MODEL_POLICY, MODEL_VERSION, CustomObjects, NotFound
+from modelops.k8s.resources import MODEL_POLICY, MODEL_VERSION, CustomObjects, NotFound, Obj
 
 
 async def observe_digest(verifier: Verifier, namespace: str, spec: ModelVersionSpec) -> DigestObservation:
@@ -27,9 +29,30 @@ async def observe_digest(verifier: Verifier, namespace: str, spec: ModelVersionS
     )
 
 
-def observe_siblings(api: CustomObjects, namespace: str, model_name: str) -> tuple[Sibling, ...]:
+SIBLING_READS_MAX = 32
+"""Up to this many siblings are read one by one; more, and one listing of the namespace is cheaper."""
+
+
+def _read_siblings(api: CustomObjects, namespace: str, names: Collection[str] | None) -> list[Obj]:
+    """Fresh reads: of ``names`` (a model's versions, as the watch knows them), or of the namespace."""
+    if names is None or len(names) > SIBLING_READS_MAX:
+        return api.list(MODEL_VERSION, namespace)
+    found = []
+    for name in sorted(names):
+        try:
+            found.append(api.get(MODEL_VERSION, namespace, name))
+        except NotFound:  # deleted since the watch saw it
+            continue
+    return found
+
+
+def observe_siblings(
+    api: CustomObjects, namespace: str, model_name: str, names: Collection[str] | None = None
+) -> tuple[Sibling, ...]:
+    """The versions of ``model_name``, read fresh. ``names``: which they are (from the operator's
+    index of versions by model), so a promotion reads its own model's versions, not the namespace's."""
     siblings = []
-    for obj in api.list(MODEL_VERSION, namespace):
+    for obj in _read_siblings(api, namespace, names):
         spec = obj.get("spec") or {}
         if spec.get("modelName") != model_name:
             continue
@@ -71,9 +94,12 @@ def observe_model_version(
     spec: ModelVersionSpec,
     status: ModelVersionStatus,
     digest: DigestObservation | None,
+    sibling_names: Collection[str] | None = None,
 ) -> Observations:
-    """``digest``: the outcome of ``observe_digest``, read beforehand when ``needs_digest_check``."""
+    """``digest``: the outcome of ``observe_digest``, read beforehand when ``needs_digest_check``;
+    ``sibling_names``: the versions of the same model as the watch knows them (None: list them)."""
     policies = observe_policies(api, namespace, spec.model_name) if reads_policies(spec, status) else ()
     wants_production = spec.stage == Stage.PRODUCTION and status.stage != Stage.PRODUCTION
-    siblings = observe_siblings(api, namespace, spec.model_name) if wants_production or policies else ()
+    read = wants_production or policies
+    siblings = observe_siblings(api, namespace, spec.model_name, sibling_names) if read else ()
     return Observations(digest, tuple(s for s in siblings if s.name != name), policies)
