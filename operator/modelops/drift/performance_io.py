@@ -451,6 +451,11 @@ class Prefetch:
     def __init__(self, plan: ReadPlan) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        # The readers' modules first, here: imported in the thread, they would share the GIL
+        # with the caller's own imports and start reading later.
+        import pyarrow.csv
+        import pyarrow.parquet  # noqa: F401
+
         self.plan = plan
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         self._future = pool.submit(read_sources, plan)
