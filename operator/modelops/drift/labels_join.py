@@ -393,18 +393,19 @@ def join_codes(
     n_labels = int(label_codes.size)
     has_id = label_codes >= 0
     usable = has_id if label_known is None else has_id & label_known
-    future = int(np.count_nonzero(has_id & ~usable))
-    rows = np.flatnonzero(usable).astype(np.int64)
+    n_has_id = int(np.count_nonzero(has_id))
+    rows = np.flatnonzero(usable)
+    future = n_has_id - rows.size
     codes = label_codes[rows]
 
     label_count = np.bincount(codes, minlength=n_keys)
     duplicated = label_count > 1
     chosen = np.full(n_keys, -1, dtype=np.int64)
-    # Ids with one label: that row. Only the (usually few) duplicated ids need an order.
-    single = ~duplicated[codes]
-    chosen[codes[single]] = rows[single]
+    # Ids with one label: that row. Only the (usually few) duplicated ids need an order; their
+    # entries, written here by whichever row came last, are all set again below.
+    chosen[codes] = rows
     conflicting = 0
-    dup = np.flatnonzero(~single)
+    dup = np.flatnonzero(duplicated[codes])
     if dup.size:
         dup_rows, dup_codes = rows[dup], codes[dup]
         # Sort by id, then event time, then row (lexsort is stable): the last of each id wins.
@@ -431,19 +432,23 @@ def join_codes(
     label_row = np.where(unique, chosen[safe], -1)
     key_status = np.full(pred_codes.size, KEY_DUPLICATE, dtype=np.int8)
     key_status[unique] = KEY_OK
-    key_status[~pred_has_key] = KEY_MISSING
+    n_with_key = pred_codes.size if all_keys else int(np.count_nonzero(pred_has_key))
+    if not all_keys:
+        key_status[~pred_has_key] = KEY_MISSING
+    n_has_label = int(np.count_nonzero(has_label))
+    used = int(np.count_nonzero(has_label & (pred_count > 0)))
     return JoinResult(
         label_row=label_row,
         key_status=key_status,
-        missing_keys=int(np.count_nonzero(~pred_has_key)),
-        duplicate_prediction_rows=int(np.count_nonzero(pred_has_key & ~unique)),
-        missing_label_ids=int(n_labels - np.count_nonzero(has_id)),
+        missing_keys=pred_codes.size - n_with_key,
+        duplicate_prediction_rows=n_with_key - int(np.count_nonzero(unique)),
+        missing_label_ids=n_labels - n_has_id,
         duplicate_label_ids=int(np.count_nonzero(duplicated)),
-        superseded_labels=int(rows.size - np.count_nonzero(has_label)),
+        superseded_labels=rows.size - n_has_label,
         conflicting_label_ids=conflicting,
         future_labels=future,
-        labels_without_predictions=int(np.count_nonzero(has_label & (pred_count == 0))),
-        label_ids_used=int(np.count_nonzero(has_label & (pred_count > 0))),
+        labels_without_predictions=n_has_label - used,
+        label_ids_used=used,
     )
 
 

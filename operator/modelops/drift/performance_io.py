@@ -454,12 +454,14 @@ class Prefetch:
         # The readers' modules first, here: imported in the thread, they would share the GIL
         # with the caller's own imports and start reading later.
         import pyarrow.csv
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
 
         self.plan = plan
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         self._future = pool.submit(read_sources, plan)
         pool.shutdown(wait=False)
+        # Needed once the files are parsed (timestamps, keys): imported while they are.
+        import pyarrow.compute  # noqa: F401
 
     def result(self) -> tuple[PredictionData, LabelData]:
         return self._future.result()
