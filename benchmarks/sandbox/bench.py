@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,6 +74,27 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, su
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stdout}{result.stderr}")
     return seconds, result
+
+
+def cpu_to_ready(layout: Layout, up_cpu: float) -> dict[str, float | None]:
+    """CPU seconds spent until `up` returned, per process (less sensitive to neighbours than wall time)."""
+    state = read_state(layout) or {}
+    comps = state.get("components") or {}
+    out: dict[str, float | None] = {"up command": round(up_cpu, 2)}
+    for name, pid in (("supervisor", state.get("pid")), ("operator", comps.get("operator", {}).get("pid")),
+                      ("prometheus", comps.get("prometheus", {}).get("pid"))):  # fmt: skip
+        ticks = cpu_ticks(pid) if isinstance(pid, int) else None
+        out[name] = round(ticks / TICKS, 2) if ticks is not None else None
+    return out
+
+
+def timed_up(cmd: list[str], directory: Path, env: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:
+    """`up`'s wall time, and the CPU seconds each process had used when it returned."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, _ = timed([*cmd, "sandbox", "up", "--dir", str(directory)], env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    up_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu_to_ready(Layout(directory), up_cpu)
 
 
 def loadavg() -> list[float]:
@@ -187,7 +209,7 @@ def one_run(cmd: list[str], idle: float, settle: float) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="sandbox-bench-")) / "cluster"
     layout = Layout(directory)
     run: dict[str, Any] = {"loadBefore": loadavg()}
-    run["upSeconds"], _ = timed([*cmd, "sandbox", "up", "--dir", str(directory)])
+    run["upSeconds"], run["cpuSecondsToReady"] = timed_up(cmd, directory)
     report = status(cmd, directory)
     components = {c["name"]: c for c in report["components"]}
     run["readySeconds"] = report["readySeconds"]
@@ -260,7 +282,7 @@ def run_without_prometheus(cmd: list[str]) -> dict[str, Any]:
     path = [d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "prometheus").exists()]
     env = {**os.environ, "PATH": os.pathsep.join(path)}
     run: dict[str, Any] = {"loadBefore": loadavg()}
-    run["upSeconds"], _ = timed([*cmd, "sandbox", "up", "--dir", str(directory)], env=env)
+    run["upSeconds"], run["cpuSecondsToReady"] = timed_up(cmd, directory, env)
     report = status(cmd, directory)
     run["readySeconds"] = report["readySeconds"]
     run["supervisorStartSeconds"] = report["supervisorStartSeconds"]
@@ -335,6 +357,9 @@ def main() -> int:
     print(f"| idle CPU, operator process | {cpu('operator')} |")
     print(f"| idle CPU, Prometheus process | {cpu('prometheus')} |")
     print(f"| idle CPU, each model server pod | {med(pods):.2f} % ({', '.join(f'{v:.2f}' for v in pods)}) |")
+    for name in ("up command", "supervisor", "operator", "prometheus"):
+        values = [r["cpuSecondsToReady"][name] for r in runs if r["cpuSecondsToReady"][name] is not None]
+        print(f"| CPU seconds until `up` returned, {name} | {med(values):.2f} s ({', '.join(map(str, values))}) |")
     print(f"| `down` wall time, spawn to exit (two pods) | {col('downSeconds', runs)} |")
     print(f"| `down` wall time, no Prometheus, no pods | {col('downSeconds', bare)} |")
     left = [x for r in runs + bare for x in r["leftAfterDown"]]

@@ -273,8 +273,7 @@ def stop(layout: Layout, *, grace: float = 4.0) -> Stopped:
 
     Afterwards no recorded process is alive, and no process of a pod of this directory either,
     even when the supervisor was already dead (a SIGKILLed supervisor takes its pods' main
-    processes with it, not what those started: `modelops serve --workers N` workers, a shell's
-    children).
+    processes with it, not what those started without a parent-death signal of their own).
     """
     state = read_state(layout)
     if state is None or not alive(state["pid"]) or not _is_supervisor(state["pid"], layout):
