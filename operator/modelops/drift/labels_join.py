@@ -1,9 +1,10 @@
 """Joining delayed labels to logged predictions, vectorised: one hash pass, then integer arrays.
 
-Both key columns are dictionary-encoded together by Arrow (one hash table over predictions and
-labels), so every later step is a numpy operation on integer codes: duplicate counts are
-``bincount``, "the latest label per id" is one stable ``argsort`` of the event times plus a
-``maximum.at``, and each prediction's label is a gather. No Python loop touches a row.
+Both key columns get codes from one shared dictionary (:func:`encode_keys`: numpy hashing of the
+keys' bytes, one sort, exact byte-for-byte verification; Arrow's hash table for keys over 64
+bytes), so every later step is a numpy operation on integer codes: duplicate counts are
+``bincount``, "the latest label per id" is one stable ``lexsort`` of the duplicated ids' event
+times, and each prediction's label is a gather. No Python loop touches a row.
 
 Rules (the engine counts and reports each case; none is silently dropped):
 
