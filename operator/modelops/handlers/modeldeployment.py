@@ -136,6 +136,8 @@ CLOCK_THREADS = 64
 pool (six threads on two cores) would queue a pause that ends behind re-checks waiting there."""
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
+_children_written: dict[Key, str] = {}
+"""The resourceVersion each model-server Deployment's last write by a reconcile produced."""
 """The resourceVersion each ModelDeployment's last status write produced."""
 _locks_guard = threading.Lock()
 
@@ -148,6 +150,18 @@ def _lock(namespace: str, name: str) -> threading.Lock:
 def _remember_write(key: Key, written: Mapping[str, Any]) -> None:
     with _locks_guard:
         _written[key] = str((written.get("metadata") or {}).get("resourceVersion"))
+
+
+def _remember_child(kind: str, namespace: str, name: str, resource_version: str) -> None:
+    with _locks_guard:
+        _children_written[(namespace, name)] = resource_version
+
+
+def is_own_child_write(key: Key, resource_version: object) -> bool:
+    """The Deployment event is the echo of a reconcile's own write: the decision that wrote it
+    already counted on it, and the Deployment controller's next status update has its own event."""
+    with _locks_guard:
+        return resource_version is not None and _children_written.get(key) == str(resource_version)
 
 
 def is_own_write(key: Key, resource_version: object) -> bool:
@@ -305,7 +319,9 @@ def reconcile(
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
         observed, decision = _decide(api, body, spec, status, now, catalog)
         try:
-            changes = apply_decision(api, body, spec, decision, observed, ServerOptions(image=operator_image()))
+            changes = apply_decision(
+                api, body, spec, decision, observed, ServerOptions(image=operator_image()), _remember_child
+            )
             if decision.changed:
                 _remember_write((namespace, name), write_status(api, body, decision.status))
         except Conflict as exc:
@@ -469,6 +485,12 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
     @kopf.on.event("apps", "v1", "deployments", labels={"modelops.dev/deployment": kopf.PRESENT}, registry=registry)
     def model_server_event(**kwargs: Any) -> None:
         owner = _owner_name(kwargs["body"])
+        key = (str(kwargs["namespace"]), str(kwargs["name"]))
+        if kwargs.get("type") == "DELETED":
+            with _locks_guard:
+                _children_written.pop(key, None)
+        elif is_own_child_write(key, (kwargs["body"].get("metadata") or {}).get("resourceVersion")):
+            return
         if owner is not None:
             _safely(api_factory, clocks, str(kwargs["namespace"]), owner, kwargs["logger"], _catalog(kwargs))
 

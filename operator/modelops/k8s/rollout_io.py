@@ -380,7 +380,27 @@ def _ops(api: client.ApiClient, kind: str) -> _Ops:
     raise ValueError(f"no apply support for kind {kind}")
 
 
-def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, known: bool = False) -> Outcome:
+OnWrite = Callable[[str, str, str, str], None]
+"""Told (kind, namespace, name, resourceVersion) of every Deployment a reconcile wrote."""
+
+
+def _written(on_write: OnWrite | None, kind: str, namespace: str, name: str, result: Any) -> None:
+    if on_write is None:
+        return
+    meta = result.get("metadata") if isinstance(result, dict) else getattr(result, "metadata", None)
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else getattr(meta, "resource_version", None)
+    if rv:
+        on_write(kind, namespace, name, str(rv))
+
+
+def apply_child(
+    api: client.ApiClient,
+    obj: Obj,
+    live: Obj | None = None,
+    *,
+    known: bool = False,
+    on_write: OnWrite | None = None,
+) -> Outcome:
     """Create ``obj``, or patch the live object where a field we set differs. ``known``: ``live``
     was just read (None meaning absent), so no second read is needed."""
     kind, meta = obj["kind"], obj["metadata"]
@@ -392,7 +412,7 @@ def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, kno
             live = read_object(api, kind, ns, name)
         if live is None:
             try:
-                ops.create(ns, obj)
+                _written(on_write, kind, ns, name, ops.create(ns, obj))
                 return "created"
             except ApiException as exc:
                 if exc.status != 409:
@@ -405,7 +425,7 @@ def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, kno
         if not differs(wanted, live):
             return "unchanged"
         wanted["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        ops.patch(name, ns, wanted)
+        _written(on_write, kind, ns, name, ops.patch(name, ns, wanted))
         return "updated"
     except ApiException as exc:
         raise _translate(exc, what) from exc
@@ -413,13 +433,16 @@ def apply_child(api: client.ApiClient, obj: Obj, live: Obj | None = None, *, kno
         raise describe_unreachable(api, exc) from exc
 
 
-def _scale(api: client.ApiClient, live: Obj, replicas: int) -> Outcome:
+def _scale(api: client.ApiClient, live: Obj, replicas: int, on_write: OnWrite | None = None) -> Outcome:
     if int((live.get("spec") or {}).get("replicas", 1)) == replicas:
         return "unchanged"
     meta = live["metadata"]
     body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": {"replicas": replicas}}
     try:
-        AppsV1Api(api).patch_namespaced_deployment(meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH)
+        result = AppsV1Api(api).patch_namespaced_deployment(
+            meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH
+        )
+        _written(on_write, "Deployment", meta["namespace"], meta["name"], result)
     except ApiException as exc:
         raise _translate(exc, f"Deployment/{meta['name']}") from exc
     return "updated"
@@ -439,10 +462,12 @@ def apply_decision(
     decision: Decision,
     observed: Observed,
     options: ServerOptions,
+    on_write: OnWrite | None = None,
 ) -> list[str]:
     """Carry the decision out: Services, the route (before the tracks when traffic leaves the
     canary, after when it goes to it), the tracks (scale-downs before scale-ups). Returns what
-    changed, e.g. ``["Deployment/churn-canary updated"]``."""
+    changed, e.g. ``["Deployment/churn-canary updated"]``; ``on_write`` is told the version of each
+    Deployment written (so the handler can tell the echo of its own write from a change)."""
     owner, ac = owner_of(body), api.api
     changes: list[str] = []
 
@@ -476,9 +501,9 @@ def apply_decision(
         version = observed.versions.get(plan.version) if plan.version is not None else None
         if version is not None:
             manifest = build_track_deployment(owner, spec, track, version, plan.replicas, options)
-            note(manifest, apply_child(ac, manifest, live, known=True))
+            note(manifest, apply_child(ac, manifest, live, known=True, on_write=on_write))
         elif live is not None:
-            outcome = _scale(ac, live, plan.replicas)
+            outcome = _scale(ac, live, plan.replicas, on_write)
             if outcome != "unchanged":
                 changes.append(f"Deployment/{live['metadata']['name']} scaled to {plan.replicas}")
     if route is not None and not route_first and not blocked_route:
