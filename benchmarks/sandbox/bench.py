@@ -273,6 +273,7 @@ def one_run(cmd: list[str], idle: float, settle: float) -> dict[str, Any]:
         run["downOutput"] = down.stdout.strip()
         run["leftAfterDown"] = leftovers(layout, pids, supervisor)
     run["loadAfter"] = loadavg()
+    keep_slow_logs(directory, run)
     shutil.rmtree(directory.parent, ignore_errors=True)
     return run
 
@@ -286,12 +287,22 @@ def run_without_prometheus(cmd: list[str]) -> dict[str, Any]:
     report = status(cmd, directory)
     run["readySeconds"] = report["readySeconds"]
     run["supervisorStartSeconds"] = report["supervisorStartSeconds"]
+    run["componentReadySeconds"] = {c["name"]: c.get("readySeconds") for c in report["components"]}
     state = read_state(Layout(directory))
     pids = recorded_pids(Layout(directory), state)
     run["downSeconds"], _ = timed([*cmd, "sandbox", "down", "--dir", str(directory)])
     run["leftAfterDown"] = leftovers(Layout(directory), pids, int(report["pid"]))
+    keep_slow_logs(directory, run)
     shutil.rmtree(directory.parent, ignore_errors=True)
     return run
+
+
+def keep_slow_logs(directory: Path, run: dict[str, Any], slow: float = 8.0) -> None:
+    """An `up` slower than `slow` seconds keeps its logs (the run's directory is removed otherwise)."""
+    if run["upSeconds"] > slow:
+        kept = Path(tempfile.mkdtemp(prefix="sandbox-bench-slow-"))
+        shutil.copytree(directory / "logs", kept / "logs")
+        run["slowLogs"] = str(kept / "logs")
 
 
 def med(values: list[float]) -> float:
