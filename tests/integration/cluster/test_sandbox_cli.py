@@ -288,15 +288,12 @@ def test_model_server_pods_serve_through_the_service_and_prometheus_scrapes_them
 def test_down_stops_everything_it_started(sandbox: Sandbox) -> None:
     pids = every_pid(sandbox.dir)
     supervisor = state_of(sandbox.dir)["pid"]
-    began = time.monotonic()
-    down = modelops("sandbox", "down", "--dir", str(sandbox.dir))
-    seconds = time.monotonic() - began
+    down = modelops("sandbox", "down", "--dir", str(sandbox.dir))  # its time: benchmarks/sandbox/
     assert down.returncode == 0, down.stderr
     assert f"sandbox in {sandbox.dir} stopped" in down.stdout
     assert [p for p in pids if alive(p)] == []
     assert session_members(supervisor) == []
     assert not (sandbox.dir / "state.json").exists()
-    assert seconds < 10  # generous for a loaded CI machine; see the report for measured times
     again = modelops("sandbox", "down", "--dir", str(sandbox.dir))
     assert (again.returncode, again.stdout.strip()) == (0, f"nothing running in {sandbox.dir}")
     status = modelops("sandbox", "status", "--dir", str(sandbox.dir))
