@@ -211,10 +211,12 @@ spec:
       containers:
       - name: server
         image: {image}
-        args: [serve, --model-uri, {uri}, --digest, "{digest}", --name, churn, --version, "1", --track, stable,
-               --port, "8080", --shutdown-delay, "0"]
+        args: [serve, --model-uri, /models/{artifact}, --digest, "{digest}", --name, churn, --version, "1",
+               --track, stable, --port, "8080", --shutdown-delay, "0"]
         ports: [{{name: http, containerPort: 8080}}]
         readinessProbe: {{httpGet: {{path: /v2/health/ready, port: http}}, periodSeconds: 1}}
+        volumeMounts: [{{name: models, mountPath: /models, readOnly: true}}]
+      volumes: [{{name: models, hostPath: {{path: {models}}}}}]
 ---
 apiVersion: v1
 kind: Service
@@ -232,7 +234,9 @@ def test_model_server_pods_serve_through_the_service_and_prometheus_scrapes_them
 ) -> None:
     manifest = tmp_path / "churn.yaml"
     image = state_of(sandbox.dir)["image"]
-    manifest.write_text(MODEL_SERVER.format(image=image, uri=CHURN, digest=CHURN_DIGEST))
+    # The artifact through a hostPath volume, as on a node: a pod's /tmp is its own, so a bare path
+    # would not resolve from a checkout under /tmp.
+    manifest.write_text(MODEL_SERVER.format(image=image, artifact=CHURN.name, models=CHURN.parent, digest=CHURN_DIGEST))
     applied = sandbox.kubectl("apply", "-f", str(manifest))
     assert applied.returncode == 0, applied.stderr
 
