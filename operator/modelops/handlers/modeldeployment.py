@@ -136,9 +136,9 @@ CLOCK_THREADS = 64
 pool (six threads on two cores) would queue a pause that ends behind re-checks waiting there."""
 _locks: dict[Key, threading.Lock] = {}
 _written: dict[Key, str] = {}
+"""The resourceVersion each ModelDeployment's last status write produced."""
 _children_written: dict[Key, str] = {}
 """The resourceVersion each model-server Deployment's last write by a reconcile produced."""
-"""The resourceVersion each ModelDeployment's last status write produced."""
 _locks_guard = threading.Lock()
 
 
