@@ -1,5 +1,6 @@
 """`modelops demo` is the full-loop integration test, run once, as a user runs it: from a wheel built
-from the checkout and installed into a fresh virtual environment, started in an empty directory.
+from the checkout and installed into a fresh virtual environment (the session's `installed_wheel`,
+shared with tests/packaging), started in an empty directory.
 
 It proves both that the loop closes (registry -> gated canary -> automatic rollback -> drift ->
 retraining -> validated version -> gated canary, on the sandbox cluster with real processes and
@@ -11,53 +12,26 @@ its path, which the demo's output proves (it names where its assets are).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.wheel import InstalledWheel
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_TIMEOUT = 900
 
 
-def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
-
-
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment with the checkout's wheel installed; its bin directory."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    built = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(ROOT)])
-    assert built.returncode == 0, built.stdout + built.stderr
-    wheels = list((tmp / "dist").glob("modelops-*.whl"))
-    assert len(wheels) == 1
-    made = run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp / "venv")])
-    assert made.returncode == 0, made.stderr
-    bin_dir = tmp / "venv" / "bin"
-    installed = run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
-         str(wheels[0])]
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    return bin_dir
-
-
 @pytest.mark.slow
 @pytest.mark.prometheus
 @pytest.mark.timeout(DEMO_TIMEOUT + 120)
-def test_the_demo_closes_the_loop_from_an_installed_wheel(venv: Path, tmp_path: Path) -> None:
+def test_the_demo_closes_the_loop_from_an_installed_wheel(installed_wheel: InstalledWheel, tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("needs the prometheus binary (Debian package `prometheus`)")
     elsewhere = tmp_path / "anywhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KUBECONFIG", "VIRTUAL_ENV")}
-    env["PATH"] = f"{venv}{os.pathsep}{env.get('PATH', '')}"
-    done = run([str(venv / "modelops"), "demo", "--dir", str(tmp_path / "sandbox")], cwd=elsewhere, env=env,
-               timeout=DEMO_TIMEOUT)  # fmt: skip
+    done = installed_wheel.run(["modelops", "demo", "--dir", tmp_path / "sandbox"], cwd=elsewhere, timeout=DEMO_TIMEOUT)
     out = done.stdout + done.stderr
     print(out)  # pytest shows it when an assertion below fails
     tail = "\n".join(out.splitlines()[-60:])
@@ -65,7 +39,7 @@ def test_the_demo_closes_the_loop_from_an_installed_wheel(venv: Path, tmp_path: 
     assert "Traceback" not in out
     # the wheel's own package ran, not the checkout's (the narration wraps lines at words)
     words = " ".join(out.split())
-    assert f"manifests and model artifacts from {venv.parent}/lib/" in words
+    assert f"manifests and model artifacts from {installed_wheel.venv}/lib/" in words
     assert str(ROOT / "operator") not in words
     # each step said what it showed (the demo itself fails on anything else, naming the step)
     for expected in (
