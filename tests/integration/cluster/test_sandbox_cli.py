@@ -288,6 +288,18 @@ def test_model_server_pods_serve_through_the_service_and_prometheus_scrapes_them
         assert r["metric"]["modelops_dev_track"] == "stable"
         assert float(r["value"][1]) == 5
 
+    # ... and the operator: its own metrics through the same Prometheus
+    def operator_scraped() -> list[dict[str, Any]] | None:
+        query = (
+            'count({job="modelops-operator", __name__=~"modelops_.+"}) > 0 and on() up{job="modelops-operator"} == 1'
+        )
+        found: list[dict[str, Any]] = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}).json()["data"][
+            "result"
+        ]
+        return found or None
+
+    wait_for(operator_scraped, 15, "Prometheus scrapes the operator's /metrics")
+
 
 def test_down_stops_everything_it_started(sandbox: Sandbox) -> None:
     pids = every_pid(sandbox.dir)
