@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from modelops.sandbox.cluster.processes import alive  # a zombie counts as gone
+
 from .conftest import ArtifactFile, ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -135,15 +137,6 @@ def test_two_workers_share_the_port_and_the_metrics(serve_process: Start, lr_art
     assert server.proc.wait(timeout=30) == 0
 
 
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
 def test_workers_do_not_outlive_a_killed_supervisor(serve_process: Start, lr_artifact: ArtifactFile) -> None:
     server = serve_process(
         "--model-uri", str(lr_artifact.path), "--digest", lr_artifact.digest, "--name", "lr", "--version", "1",
@@ -164,9 +157,9 @@ def test_workers_do_not_outlive_a_killed_supervisor(serve_process: Start, lr_art
         server.proc.kill()  # SIGKILL: the supervisor forwards nothing
         server.proc.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not [pid for pid in workers if running(pid)], server.log()
+        assert not [pid for pid in workers if alive(pid)], server.log()
     finally:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):

@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -87,9 +87,9 @@ def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     return remaining
 
 
-def session_members(sid: int) -> list[int]:
-    """Every process whose session id is `sid` (the supervisor's session holds all it started)."""
-    out = []
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process but zombies, with its /proc stat fields after the command (state ppid pgrp
+    session ...)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -98,10 +98,13 @@ def session_members(sid: int) -> list[int]:
                 fields = f.read().rpartition(")")[2].split()
         except OSError:
             continue
-        # after the command: state ppid pgrp session ...
-        if len(fields) > 3 and int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            out.append(int(entry.name))
-    return out
+        if len(fields) > 3 and fields[0] not in ("Z", "X"):
+            yield int(entry.name), fields
+
+
+def session_members(sid: int) -> list[int]:
+    """Every process whose session id is `sid` (the supervisor's session holds all it started)."""
+    return [pid for pid, fields in live_processes() if int(fields[3]) == sid]
 
 
 def open_log(path: Path) -> BinaryIO:

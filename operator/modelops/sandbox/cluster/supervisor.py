@@ -35,6 +35,7 @@ from modelops.sandbox.cluster.processes import (
     die_with_parent,
     free_port,
     kill_all,
+    live_processes,
     open_log,
     terminate,
     wait_gone,
@@ -312,19 +313,14 @@ def pod_processes(layout: Layout) -> dict[int, int]:
     """
     marker = f"TMPDIR={layout.workloads}{os.sep}".encode()
     found: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, fields in live_processes():
         try:
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = f.read().split(b"\0")
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
         except OSError:
             continue
-        # after the command: state ppid pgrp ...
-        if any(v.startswith(marker) for v in environ) and len(fields) > 2 and fields[0] not in ("Z", "X"):
-            found[int(entry.name)] = int(fields[2])
+        if any(v.startswith(marker) for v in environ):
+            found[pid] = int(fields[2])  # its process group
     return found
 
 
