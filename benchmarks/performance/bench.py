@@ -31,8 +31,11 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
 VENV = Path(os.environ.get("PERFORMANCE_BASELINE_VENV", "/work/bench-venvs/performance-baseline"))
 REQUIREMENTS = ["pandas>=2.2", "scikit-learn>=1.4", "pyarrow>=15"]
+OURS_VENV = Path(os.environ.get("PERFORMANCE_MODELOPS_VENV", "/work/bench-venvs/performance-modelops"))
+OURS_REQUIREMENTS = ["-e", f"{REPO}[drift]"]
 START = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = START + timedelta(days=8)
 METRICS = ("accuracy", "precision", "recall", "f1", "auc", "logLoss")
@@ -106,12 +109,14 @@ def generate(rows: int, directory: Path) -> tuple[Path, Path]:
     return preds, labels
 
 
-def ensure_venv() -> Path:
-    python = VENV / "bin" / "python"
+def ensure_venv(venv: Path, requirements: list[str]) -> Path:
+    """A virtualenv of its own for each side: each process loads only what its side installs (no
+    ``.pth`` hooks or packages of the environment that runs this script)."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        print(f"creating {VENV} (pandas stays out of the project's environment)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
+        print(f"creating {venv}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
     return python
 
 
@@ -125,8 +130,8 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def ours_cmd(preds: Path, labels: Path, out: Path) -> list[str]:
-    modelops = str(Path(sys.executable).with_name("modelops"))
+def ours_cmd(python: Path, preds: Path, labels: Path, out: Path) -> list[str]:
+    modelops = str(python.with_name("modelops"))
     return [modelops, "performance", "check", "--predictions", str(preds), "--labels", str(labels), "--task",
             "binary", "--event-time-column", "labelled_at", "--now", NOW.isoformat(), "--output", "json",
             "-o", str(out)]  # fmt: skip
@@ -147,16 +152,18 @@ def in_process(preds: Path, labels: Path, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def versions(python: Path) -> dict[str, str]:
-    code = "import pandas, sklearn, pyarrow, numpy; print(pandas.__version__, sklearn.__version__, pyarrow.__version__, numpy.__version__)"
-    pandas, sklearn, pyarrow, numpy = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                                                     check=True).stdout.split()  # fmt: skip
-    import pyarrow as pa
+def versions(python: Path, ours_python: Path) -> dict[str, str]:
+    def ask(py: Path, modules: str) -> list[str]:
+        code = f"import {modules}; print(" + ", ".join(f"{m}.__version__" for m in modules.split(", ")) + ")"
+        return subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
+    pandas, sklearn, pyarrow, numpy = ask(python, "pandas, sklearn, pyarrow, numpy")
+    our_numpy, our_pyarrow, our_pydantic = ask(ours_python, "numpy, pyarrow, pydantic")
     return {
         "python": sys.version.split()[0],
-        "numpy (ours)": np.__version__,
-        "pyarrow (ours)": pa.__version__,
+        "numpy (ours)": our_numpy,
+        "pyarrow (ours)": our_pyarrow,
+        "pydantic (ours)": our_pydantic,
         "pandas (baseline)": pandas,
         "scikit-learn (baseline)": sklearn,
         "pyarrow (baseline)": pyarrow,
@@ -171,14 +178,15 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/modelops-performance-bench"))
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args()
-    python = ensure_venv()
+    python = ensure_venv(VENV, REQUIREMENTS)
+    ours_python = ensure_venv(OURS_VENV, OURS_REQUIREMENTS)
     preds, labels = generate(args.rows, args.dir)
     ours_out, base_out = args.dir / "ours.json", args.dir / "baseline.json"
     base_cmd = [str(python), str(HERE / "baseline.py"), str(preds), str(labels), NOW.isoformat(), str(base_out)]
     load_before = os.getloadavg()[0]
     whole_ours, whole_base, cpu_ours, cpu_base, base_inproc = [], [], [], [], []
     for _ in range(args.repeat):  # interleaved, so both see the same machine
-        wall, cpu = timed(ours_cmd(preds, labels, ours_out))
+        wall, cpu = timed(ours_cmd(ours_python, preds, labels, ours_out))
         whole_ours.append(wall)
         cpu_ours.append(cpu)
         wall, cpu = timed(base_cmd)
@@ -211,7 +219,7 @@ def main() -> int:
         "whole_process_cpu_s": {"modelops": statistics.median(cpu_ours), "pandas+sklearn": statistics.median(cpu_base)},
         "runs": {"modelops": whole_ours, "pandas+sklearn": whole_base},
         "load_average": [load_before, load_after],
-        "versions": versions(python),
+        "versions": versions(python, ours_python),
     }
     w, i, c = report["whole_process_s"], report["in_process_s"], report["whole_process_cpu_s"]
     report["speedup"] = {
