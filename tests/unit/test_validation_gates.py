@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from modelops.api.base import HistoryEntry
 from modelops.api.crdgen import KINDS, crd
 from modelops.api.modeldeployment import ModelRef
 from modelops.api.modelpolicy import ChampionMetric, MetricGate, ModelPolicySpec
@@ -290,6 +291,10 @@ def mv_spec(stage: Stage = Stage.NONE, metrics: dict[str, float] | None = None, 
 
 
 VERIFIED = ModelVersionStatus(phase=Phase.VERIFIED, stage=Stage.NONE)
+APPROVED_LATER = VERIFIED.model_copy(
+    update={"history": [HistoryEntry(time=NOW - timedelta(days=1), event="Registered", reason="Created")]}
+)
+"""Seen by the operator before: its spec.approval was written after registration (not the registrant's)."""
 MATCH = DigestObservation("match", actual=DIGEST, size_bytes=3)
 
 
@@ -366,6 +371,7 @@ def test_champion_challenger_against_the_current_production_version():
     )
     ok = run(
         mv_spec(Stage.PRODUCTION, {"auc": 0.865}, APPROVAL),
+        APPROVED_LATER,
         policies=[policy(**CHAMPION_AUC)],
         siblings=[production(auc=0.87)],
     )

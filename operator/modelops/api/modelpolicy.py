@@ -50,6 +50,13 @@ class ProductionApproval(StrEnum):
     WAIVED = "Waived"
 
 
+class SelfApproval(StrEnum):
+    """Whether the approval a ModelVersion was created with counts for Production (docs/registry.md)."""
+
+    REFUSED = "Refused"
+    ALLOWED = "Allowed"
+
+
 _CEL_RULES = [
     {
         "rule": "self.modelName == oldSelf.modelName",
@@ -87,6 +94,12 @@ class ModelPolicySpec(KubeModel):
         default=ProductionApproval.REQUIRED,
         description="Required: stage Production needs spec.approval, as without a policy. Waived: it does not.",
     )
+    self_approval: SelfApproval = Field(
+        default=SelfApproval.REFUSED,
+        description="Refused: a spec.approval the version already had when it was created (written by whoever "
+        "registered it, e.g. a retraining Job) does not count; the approval must be written after registration, "
+        "by someone allowed to update ModelVersions. Allowed: it counts.",
+    )
 
     @model_validator(mode="after")
     def _production_needs_waiver(self) -> ModelPolicySpec:
@@ -111,4 +124,5 @@ __all__ = [
     "ModelPolicySpec",
     "ModelPolicyStatus",
     "ProductionApproval",
+    "SelfApproval",
 ]

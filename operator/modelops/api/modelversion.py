@@ -163,6 +163,11 @@ class ModelVersionStatus(StatusModel):
     artifact_size_bytes: int | None = None
     verify_attempts: int | None = None
     message: str | None = None
+    registered_approval: Approval | None = Field(
+        default=None,
+        description="spec.approval as the operator first saw the version: written by whoever registered it. "
+        "Under a ModelPolicy with selfApproval: Refused it never counts as the Production approval.",
+    )
     conditions: list[Condition] = Field(default_factory=list)
     deployments: list[Deployment] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)

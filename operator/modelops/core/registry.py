@@ -15,7 +15,7 @@ from modelops.api.base import Condition, HistoryEntry
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Phase, Stage
 from modelops.core.conditions import get_condition, kstatus_conditions, set_condition
 from modelops.core.history import append_history
-from modelops.core.stage_policy import TransitionRequest, evaluate
+from modelops.core.stage_policy import SELF_APPROVAL_REFUSED, TransitionRequest, evaluate
 from modelops.core.validation_gates import (
     OPERATOR_ACTOR,
     VALIDATION_FAILED,
@@ -25,6 +25,7 @@ from modelops.core.validation_gates import (
     approval_waived,
     auto_promotion_target,
     gates_apply,
+    self_approval_refused_by,
 )
 from modelops.core.validation_gates import evaluate as evaluate_gates
 
@@ -33,6 +34,8 @@ STAGE_SYNCED = "StageSynced"
 VALIDATED = "Validated"
 """The last evaluation of the model's ModelPolicy gates (absent when no policy applies)."""
 AUTO_PROMOTED = "AutoPromoted"
+OWN_EVENT_REASONS = frozenset({VALIDATION_FAILED, SELF_APPROVAL_REFUSED})
+"""Refusals whose Warning Event carries the refusal's own reason (not ``TransitionRefused``)."""
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 600.0
 
@@ -341,7 +344,17 @@ def _apply_stage(
     waived = approval_waived(policies)
     gates = result.verdict() if result is not None and result.applies else None
     verdict = evaluate(
-        TransitionRequest(current, target, Phase(status.phase), spec.approval, now, gates, approval_waived=waived)
+        TransitionRequest(
+            current,
+            target,
+            Phase(status.phase),
+            spec.approval,
+            now,
+            gates,
+            approval_waived=waived,
+            registered_approval=status.registered_approval,
+            self_approval_refused_by=self_approval_refused_by(policies),
+        )
     )
     if verdict.failed:
         msg = f"transition {current} -> {target} refused: {verdict.message}"
@@ -354,7 +367,7 @@ def _apply_stage(
             and previous.message == msg
             and previous.observed_generation == generation
         )
-        event_reason = VALIDATION_FAILED if verdict.reason == VALIDATION_FAILED else "TransitionRefused"
+        event_reason = verdict.reason if verdict.reason in OWN_EVENT_REASONS else "TransitionRefused"
         quiet = repeated or verdict.reason == "WaitingForVerification"
         events = [] if quiet else [EventSpec("Warning", event_reason, msg)]
         history = status.history
@@ -422,9 +435,12 @@ def decide(
     events: list[EventSpec] = []
     retry: float | None = None
     new = status
-    if not status.history:
+    if not status.history:  # the first reconcile: the approval it finds is the registrant's (stage_policy)
         new = new.model_copy(
-            update={"history": [_entry(now, "Registered", "Created", f"{spec.model_name} {spec.version} registered")]}
+            update={
+                "history": [_entry(now, "Registered", "Created", f"{spec.model_name} {spec.version} registered")],
+                "registered_approval": spec.approval,
+            }
         )
     if needs_digest_check(new) and obs.digest is not None:
         new, evs, retry = _apply_digest(spec, new, obs.digest, generation, now)

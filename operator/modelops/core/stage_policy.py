@@ -26,6 +26,10 @@ class TransitionRequest:
     """The model's validation gates (:mod:`modelops.core.validation_gates`); None: no ModelPolicy."""
     approval_waived: bool = False
     """Every ModelPolicy of the model waives the Production approval."""
+    registered_approval: Approval | None = None
+    """``status.registeredApproval``: the approval the version had when the operator first saw it."""
+    self_approval_refused_by: tuple[str, ...] = ()
+    """The model's ModelPolicies with ``selfApproval: Refused``: the registered approval does not count."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,37 @@ def requires_approval(req: TransitionRequest) -> Verdict:
     return OK
 
 
+SELF_APPROVAL_REFUSED = "SelfApprovalRefused"
+
+
+def refuses_self_approval(req: TransitionRequest) -> Verdict:
+    """The approval must not be the one the version was registered with, where a policy says so.
+
+    Whoever may create a ModelVersion may write its ``spec.approval`` at creation, and ``create``
+    cannot be limited by name (a retraining Job's Role has it). An approval written later needs
+    ``update``/``patch`` on ModelVersions: the approvers' right. So an approval equal to
+    ``status.registeredApproval`` is the registrant's own and counts as absent.
+    """
+    if req.target != Stage.PRODUCTION or req.approval_waived or not req.self_approval_refused_by:
+        return OK
+    if req.approval is None or req.approval != req.registered_approval:
+        return OK
+    policies = ", ".join(f"ModelPolicy {p}" for p in req.self_approval_refused_by)
+    return Verdict(
+        SELF_APPROVAL_REFUSED,
+        f"spec.approval (approvedBy {req.approval.approved_by}) was already set when the version was registered, "
+        f"so it is its registrant's own and does not count ({policies}: selfApproval Refused); an approver must "
+        "write a new spec.approval (modelops registry promote --to Production --approved-by ... --reason ...)",
+        True,
+    )
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     waiting_for_verification,
     requires_verified,
     passes_validation,
     requires_approval,
+    refuses_self_approval,
 )
 
 

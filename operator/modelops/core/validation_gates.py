@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modelops.api.modelpolicy import ChampionMetric, MetricGate, ModelPolicySpec, ProductionApproval
+from modelops.api.modelpolicy import ChampionMetric, MetricGate, ModelPolicySpec, ProductionApproval, SelfApproval
 from modelops.api.modelversion import Stage
 from modelops.core.stage_policy import Verdict
 
@@ -231,6 +231,17 @@ def approval_waived(policies: Sequence[PolicyRef]) -> bool:
     return bool(specs) and all(s is not None and s.production_approval == ProductionApproval.WAIVED for s in specs)
 
 
+def self_approval_refused_by(policies: Sequence[PolicyRef]) -> tuple[str, ...]:
+    """The policies (by name) under which a version's registered approval does not count.
+
+    An invalid policy is not named here: its gates already refuse every promotion."""
+    return tuple(
+        p.name
+        for p in sorted(policies, key=lambda p: p.name)
+        if p.spec is not None and p.spec.self_approval == SelfApproval.REFUSED
+    )
+
+
 def gates_apply(current: Stage, target: Stage) -> bool:
     """Entering Staging or Production is gated; leaving Production for Staging (a demotion) is not."""
     return target in (Stage.STAGING, Stage.PRODUCTION) and not (current == Stage.PRODUCTION and target == Stage.STAGING)
@@ -256,6 +267,8 @@ def describe(spec: ModelPolicySpec) -> str:
         if spec.production_approval == ProductionApproval.WAIVED
         else "Production needs spec.approval"
     )
+    if spec.self_approval == SelfApproval.ALLOWED and spec.production_approval != ProductionApproval.WAIVED:
+        parts.append("an approval set at registration counts")
     return f"model {spec.model_name}: " + "; ".join(parts)
 
 
@@ -276,5 +289,6 @@ __all__ = [
     "gate_check",
     "gates_apply",
     "policy_checks",
+    "self_approval_refused_by",
     "shortfall",
 ]
