@@ -137,7 +137,7 @@ def test_regression_metrics_equal_sklearn(pairs, constant):
     assert close(got["mae"].value, skm.mean_absolute_error(y, p))
     assert close(got["rmse"].value, skm.root_mean_squared_error(y, p))
     r2 = sk_or_nan(skm.r2_score, y, p, force_finite=False)
-    if y.size >= 2 and np.all(y == y[0]):
+    if y.size >= 2 and (np.all(y == y[0]) or np.sum((y - np.mean(y)) ** 2) == 0.0):
         assert got["r2"].value is None
         assert got["r2"].note == "constant labels"
     elif y.size < 2:
@@ -145,6 +145,15 @@ def test_regression_metrics_equal_sklearn(pairs, constant):
         assert math.isnan(r2)
     else:
         assert close(got["r2"].value, r2)
+
+
+def test_r2_of_labels_whose_spread_underflows_is_undefined_not_a_crash():
+    """0 and the smallest subnormal differ, but their squared spread is 0.0: scikit-learn divides
+    by it (nan/-inf); the check reports R² undefined, as for constant labels."""
+    got = pm.regression_metrics(np.array([0.0, 5e-324]), np.array([1.0, 2.0]))
+    assert got["r2"].value is None
+    assert got["r2"].note == "constant labels"
+    assert got["mae"].value == 1.5
 
 
 def test_all_correct_predictions_score_perfectly():
