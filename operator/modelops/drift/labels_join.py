@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 KEY_OK, KEY_MISSING, KEY_DUPLICATE = 0, 1, 2
+SHARED_KEY, MISSING_KEY = -2, -3
+"""Markers in the per-key table :func:`join_codes` gathers (label rows are >= 0, -1 is none)."""
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -81,10 +83,10 @@ def _as_string_keys(values: Any) -> Any:
 
 MAX_WORDS = 8
 """Keys up to 64 bytes take the numpy path; longer ones are hashed by Arrow."""
-VERIFY_BLOCK = 1 << 18
-"""Rows compared per gather when verifying equal hashes (bounds that step's memory)."""
+VERIFY_BLOCK = 1 << 16
+"""Rows compared per gather when verifying equal hashes (2.5 MB of UUID records: in cache)."""
 HASH_BLOCK = 1 << 15
-"""Rows written and hashed together (their records, 32K x 48 bytes for UUIDs, stay in cache)."""
+"""Rows written and hashed together (their records, 32K x 40 bytes for UUIDs, stay in cache)."""
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 """Threads that write, hash and verify the keys (each on its own run of rows)."""
 _C1 = np.uint64(0x9E3779B97F4A7C15)
@@ -92,18 +94,40 @@ _C2 = np.uint64(0xBF58476D1CE4E5B9)
 _C3 = np.uint64(0x94D049BB133111EB)
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 """The low ``k`` bytes of a little-endian word: what belongs to a key whose tail is ``k`` bytes."""
+_LENGTH_SHIFT = np.uint64(56)
 
 
 @dataclass(frozen=True)
 class _StringColumn:
-    """An Arrow string array's buffers as numpy: where each key starts, its length, validity."""
+    """An Arrow string array's buffers as numpy, read in place: nothing here is one entry per row
+    but ``valid`` (only when there are nulls); starts and lengths are taken a block at a time."""
+
+    data: npt.NDArray[np.uint8]
+    offsets: npt.NDArray[Any]  # n + 1 offsets into ``data`` (int32 or int64, a view)
+    length_offsets: npt.NDArray[Any]  # the keys' own offsets: their lengths (differ when padded)
+    valid: BoolArray | None
+    longest: int
+    uniform: bool  # every key the same length, stored back to back
+
+    @property
+    def size(self) -> int:
+        return int(self.offsets.size) - 1
+
+    def block(self, a: int, b: int) -> _Block:
+        starts = self.offsets[a:b].astype(np.int64)
+        lengths = np.diff(self.length_offsets[a : b + 1]).astype(np.int64)
+        return _Block(self.data, starts, lengths, self.longest, self.uniform)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rows ``a:b`` of a :class:`_StringColumn`: where each key starts and its length."""
 
     data: npt.NDArray[np.uint8]
     starts: IntArray
     lengths: IntArray
-    valid: BoolArray
     longest: int
-    uniform: bool  # every key the same length, stored back to back
+    uniform: bool
 
 
 def _string_column(arr: Any) -> _StringColumn:
@@ -116,14 +140,12 @@ def _string_column(arr: Any) -> _StringColumn:
     """
     n = len(arr)
     offsets = _offsets(arr)
-    valid = (
-        np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
-        if arr.null_count
-        else np.ones(n, dtype=np.bool_)
-    )
-    lengths = np.diff(offsets)
-    longest = int(lengths.max()) if n else 0
-    uniform = n > 0 and bool(np.all(lengths == longest)) and int(offsets[-1] - offsets[0]) == n * longest
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_) if arr.null_count else None
+    first, last = (int(offsets[0]), int(offsets[-1])) if n else (0, 0)
+    longest = int(np.max(offsets[1:] - offsets[:-1])) if n else 0
+    # With the longest length as the maximum, a total of n x longest means every key has it.
+    uniform = n > 0 and last - first == n * longest
+    length_offsets = offsets
     if n and not uniform and longest <= 8 * MAX_WORDS:
         import pyarrow.compute as pc
 
@@ -133,21 +155,21 @@ def _string_column(arr: Any) -> _StringColumn:
             arr, offsets, uniform = padded, padded_offsets, True
     buffer = arr.buffers()[2]
     data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
-    return _StringColumn(data, offsets[:-1], lengths, valid, longest, uniform)
+    return _StringColumn(data, offsets, length_offsets, valid, longest, uniform)
 
 
-def _offsets(arr: Any) -> IntArray:
+def _offsets(arr: Any) -> npt.NDArray[Any]:
+    """The array's n + 1 offsets, a zero-copy view (int32, or int64 for large strings)."""
     import pyarrow as pa
 
     n = len(arr)
     width = 8 if pa.types.is_large_string(arr.type) else 4
-    raw = np.frombuffer(
+    return np.frombuffer(
         arr.buffers()[1], dtype=np.int64 if width == 8 else np.int32, count=n + 1, offset=arr.offset * width
     )
-    return raw.astype(np.int64)
 
 
-def _fill_words(col: _StringColumn, out: npt.NDArray[np.uint64]) -> None:
+def _fill_words(col: _Block, out: npt.NDArray[np.uint64]) -> None:
     """Write each key as zero-padded little-endian 64-bit words: ``out[j]`` is word ``j`` of every key.
 
     Word ``j`` is one unaligned 8-byte load at ``start + 8 j``, masked to the key's length: a
@@ -243,7 +265,8 @@ def _fast_codes(
     equal keys; then every row is compared byte for byte with the row before it in sorted order,
     and a group that turns out to mix keys (a hash collision) is split exactly. Each key is one
     record of its words and length (row-major), written once, hashed, then gathered into sorted
-    order in one pass: at a million keys, every extra copy costs page faults. Writing and hashing
+    order in one pass: at a million keys, every extra copy costs page faults (on a VM, first
+    touching memory costs more than the work done in it), so nothing else is one entry per row. Writing and hashing
     the records, and the verification, run in ``workers`` threads over equal runs of rows.
     """
     chunks = [*pred, *labels]
@@ -253,9 +276,13 @@ def _fast_codes(
     words_n = max(1, -(-longest // 8))
     if words_n > MAX_WORDS:
         return None
-    bounds = np.cumsum([0] + [sum(c.starts.size for c in cols) for cols in columns]).tolist()
+    # A key's length goes in the top byte of its last word when no key reaches that byte (36-byte
+    # UUIDs: 5 words, not 6), else in a word of its own.
+    length_word = longest % 8 == 0
+    width = words_n + 1 if length_word else words_n
+    bounds = np.cumsum([0] + [sum(c.size for c in cols) for cols in columns]).tolist()
     total = bounds[-1]
-    records = np.empty((total, words_n + 1), dtype=np.uint64)
+    records = np.empty((total, width), dtype=np.uint64)
     hashes = np.empty(total, dtype=np.uint64)
     row_bits = np.uint64(max(1, int(total).bit_length()))
 
@@ -263,15 +290,16 @@ def _fast_codes(
         # A block of rows at a time, hashed while its records are still in the CPU's cache.
         at = bounds[k]
         for col in columns[k]:
-            for a in range(0, col.starts.size, HASH_BLOCK):
-                b = min(a + HASH_BLOCK, col.starts.size)
-                block = _StringColumn(
-                    col.data, col.starts[a:b], col.lengths[a:b], col.valid[a:b], col.longest, col.uniform
-                )
+            for a in range(0, col.size, HASH_BLOCK):
+                b = min(a + HASH_BLOCK, col.size)
+                block = col.block(a, b)
                 rows = records[at : at + b - a]
                 _fill_words(block, rows[:, :words_n].T)
-                rows[:, words_n] = block.lengths
-                hashed = hasher(rows[:, :words_n].T, rows[:, words_n])
+                if length_word:
+                    rows[:, words_n] = block.lengths
+                else:
+                    rows[:, words_n - 1] |= block.lengths.astype(np.uint64) << _LENGTH_SHIFT
+                hashed = hasher(rows.T, block.lengths)
                 hashed >>= row_bits
                 hashed <<= row_bits
                 hashed |= np.arange(at, at + b - a, dtype=np.uint64)
@@ -281,8 +309,9 @@ def _fast_codes(
     _in_threads(fill_and_hash, list(range(len(parts))))
     codes = np.full(total, -1, dtype=np.int64)
     packed = hashes  # sorted in place: the hashes are not needed in row order
-    if any(c.valid.size and not c.valid.all() for cols in columns for c in cols):
-        packed = hashes[np.concatenate([c.valid for cols in columns for c in cols])]
+    if any(c.valid is not None for cols in columns for c in cols):
+        valid = [np.ones(c.size, dtype=np.bool_) if c.valid is None else c.valid for cols in columns for c in cols]
+        packed = hashes[np.concatenate(valid)]
     if packed.size == 0:
         return codes, 0
     packed.sort()
@@ -299,17 +328,17 @@ def _fast_codes(
     del group
     # Exactness: within a group, each row must equal the one before it in sorted order. Records
     # are gathered into that order a block at a time (a block overlaps the previous by one row).
-    as_records = records.view(np.dtype((np.void, 8 * (words_n + 1)))).ravel()
+    as_records = records.view(np.dtype((np.void, 8 * width))).ravel()
     pairs = max(order.size - 1, 0)
     mixed = np.zeros(pairs, dtype=np.bool_)
 
     def verify(span: tuple[int, int]) -> None:
         for lo in range(span[0], span[1], verify_block):
             hi = min(lo + verify_block, span[1]) + 1
-            block = np.take(as_records, order[lo:hi]).view(np.uint64).reshape(hi - lo, words_n + 1)
+            block = np.take(as_records, order[lo:hi]).view(np.uint64).reshape(hi - lo, width)
             differs = mixed[lo : hi - 1]
-            np.not_equal(block[1:, words_n], block[:-1, words_n], out=differs)
-            for j in range(words_n):  # column by column: faster than one 2-D comparison and any()
+            np.not_equal(block[1:, 0], block[:-1, 0], out=differs)
+            for j in range(1, width):  # column by column: faster than one 2-D comparison and any()
                 differs |= block[1:, j] != block[:-1, j]
 
     cuts = np.linspace(0, pairs, max(1, min(workers, pairs)) + 1).astype(np.int64).tolist()
@@ -428,21 +457,29 @@ def join_codes(
     pred_has_key = pred_codes >= 0
     all_keys = bool(pred_has_key.all())
     pred_count = np.bincount(pred_codes if all_keys else pred_codes[pred_has_key], minlength=n_keys)
-    safe = pred_codes if all_keys else np.where(pred_has_key, pred_codes, 0)
-    unique = pred_has_key & (pred_count[safe] == 1)
-    label_row = np.where(unique, chosen[safe], -1)
-    key_status = np.full(pred_codes.size, KEY_DUPLICATE, dtype=np.int8)
-    key_status[unique] = KEY_OK
+    # One table per key, gathered once per prediction: its label row (-1: none), or -2 where the
+    # key is shared by several predictions (a second gather of the counts would cost as much again:
+    # both are random reads of a table of n_keys entries).
+    per_key = chosen.astype(np.int32) if labels_fit_int32(n_labels) else chosen.copy()
+    per_key[pred_count > 1] = SHARED_KEY
+    if all_keys:
+        gathered = per_key[pred_codes]
+    else:
+        gathered = per_key[np.where(pred_has_key, pred_codes, 0)]
+        gathered[~pred_has_key] = MISSING_KEY
+    label_row = np.maximum(gathered, -1).astype(np.int64)
+    key_status = np.where(gathered >= -1, KEY_OK, KEY_DUPLICATE).astype(np.int8)
     n_with_key = pred_codes.size if all_keys else int(np.count_nonzero(pred_has_key))
     if not all_keys:
-        key_status[~pred_has_key] = KEY_MISSING
+        key_status[gathered == MISSING_KEY] = KEY_MISSING
+    n_unique = int(np.count_nonzero(key_status == KEY_OK))
     n_has_label = int(np.count_nonzero(has_label))
     used = int(np.count_nonzero(has_label & (pred_count > 0)))
     return JoinResult(
         label_row=label_row,
         key_status=key_status,
         missing_keys=pred_codes.size - n_with_key,
-        duplicate_prediction_rows=n_with_key - int(np.count_nonzero(unique)),
+        duplicate_prediction_rows=n_with_key - n_unique,
         missing_label_ids=n_labels - n_has_id,
         duplicate_label_ids=int(np.count_nonzero(duplicated)),
         superseded_labels=rows.size - n_has_label,
@@ -451,6 +488,11 @@ def join_codes(
         labels_without_predictions=n_has_label - used,
         label_ids_used=used,
     )
+
+
+def labels_fit_int32(n_labels: int) -> bool:
+    """Label row numbers fit int32: the per-key table is then half the size (fewer cache misses)."""
+    return n_labels < 2**31 - 1
 
 
 def as_arrow(values: Any) -> Any:
