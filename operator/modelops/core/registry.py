@@ -36,6 +36,9 @@ VALIDATED = "Validated"
 AUTO_PROMOTED = "AutoPromoted"
 OWN_EVENT_REASONS = frozenset({VALIDATION_FAILED, SELF_APPROVAL_REFUSED})
 """Refusals whose Warning Event carries the refusal's own reason (not ``TransitionRefused``)."""
+ROLLED_BACK = "RolledBack"
+"""History and Event reason of the stage changes a canary rollback makes in the registry."""
+SUPERSEDED = "Superseded"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 600.0
 
@@ -82,12 +85,15 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class Demotion:
-    """Archive a sibling that held Production: its spec stage and its status, with the reason."""
+    """Move another version to ``stage`` (archive a sibling that held Production; after a
+    rollback, archive the failed version or restore the stable one): its status, then its spec
+    stage, with the reason."""
 
     name: str
     resource_version: str
     status: ModelVersionStatus
     event: EventSpec
+    stage: Stage = Stage.ARCHIVED
 
 
 @dataclass(frozen=True)
@@ -186,11 +192,11 @@ def _archive_sibling(sibling: Sibling, promoted: str, now: datetime) -> Demotion
             "stage": Stage.ARCHIVED,
             "history": append_history(
                 sibling.status.history,
-                _entry(now, "StageChanged", "Superseded", msg, from_value=old_stage, to_value=Stage.ARCHIVED),
+                _entry(now, "StageChanged", SUPERSEDED, msg, from_value=old_stage, to_value=Stage.ARCHIVED),
             ),
         }
     )
-    return Demotion(sibling.name, sibling.resource_version, status, EventSpec("Normal", "Superseded", msg))
+    return Demotion(sibling.name, sibling.resource_version, status, EventSpec("Normal", SUPERSEDED, msg))
 
 
 def _champions(siblings: Sequence[Sibling], name: str) -> list[Champion]:
@@ -479,3 +485,118 @@ def _kstatus(status: ModelVersionStatus, generation: int, now: datetime) -> list
         now=now,
         observed_generation=generation,
     )
+
+
+# ------------------------------------------------------------------ canary rolled back
+
+
+@dataclass(frozen=True)
+class RolledBackCanary:
+    """A ModelDeployment whose canary of ``failed`` was rolled back (its ``status.failedVersion``),
+    as the registry needs it. ``stable`` is the version its stable track kept serving."""
+
+    deployment: str
+    failed: Sibling
+    stable: Sibling | None
+    rolled_back_at: datetime
+    """The deployment's last ``RolledBack`` history entry."""
+    cause: str
+    """Why: ``AnalysisFailed``, ``ProgressDeadlineExceeded`` or ``Aborted``."""
+    serves_stable_elsewhere: bool = False
+    """``failed`` serves another deployment's stable track: the registry cannot say both."""
+    other_production: tuple[str, ...] = ()
+    """Versions of the model other than these two in Production (a promotion after the rollback)."""
+
+
+def _last_stage_change(status: ModelVersionStatus) -> HistoryEntry | None:
+    return next((h for h in reversed(status.history) if h.event == "StageChanged"), None)
+
+
+def _promoted_at(status: ModelVersionStatus) -> datetime | None:
+    """When the version last entered Production (None: not in its history any more)."""
+    entry = next((h for h in reversed(status.history) if h.to_value == Stage.PRODUCTION), None)
+    return entry.time if entry is not None else None
+
+
+def rollback_stage_changes(rb: RolledBackCanary, now: datetime) -> tuple[Demotion, ...]:
+    """The registry after a canary rollback: the version serving stable traffic is the model's
+    Production version, not the one rolled back.
+
+    - The failed version, if it is in Production and was put there no later than the rollback,
+      goes to Archived (a person who promotes it again after the rollback is not overruled).
+    - The stable version, if Production was taken from it by a promotion (``Superseded``) no
+      later than the rollback, and no version of the model is in Production any more, goes back
+      to Production (the stage it held before the version that failed).
+
+    A version that serves another deployment's stable track keeps Production: nothing changes.
+    Idempotent: applied, the next call returns nothing; stage changes a person makes after the
+    rollback are never undone. Returned in the order to apply: the failed version first, so a
+    model never has two Production versions.
+    """
+    failed, stable = rb.failed, rb.stable
+    if rb.serves_stable_elsewhere or (stable is not None and stable.name == failed.name):
+        return ()
+    out: list[Demotion] = []
+    failed_stage = Stage(failed.status.stage or Stage.NONE)
+    promoted = _promoted_at(failed.status)
+    if failed_stage == Stage.PRODUCTION and (promoted is None or promoted <= rb.rolled_back_at):
+        msg = f"stage Production -> Archived: ModelDeployment {rb.deployment} rolled its canary back ({rb.cause})"
+        if stable is not None:
+            msg += f"; {stable.name} keeps serving its stable traffic"
+        status = failed.status.model_copy(
+            update={
+                "stage": Stage.ARCHIVED,
+                "history": append_history(
+                    failed.status.history,
+                    _entry(
+                        now,
+                        "StageChanged",
+                        ROLLED_BACK,
+                        msg,
+                        from_value=Stage.PRODUCTION,
+                        to_value=Stage.ARCHIVED,
+                        actor=OPERATOR_ACTOR,
+                    ),
+                ),
+            }
+        )
+        out.append(Demotion(failed.name, failed.resource_version, status, EventSpec("Warning", ROLLED_BACK, msg)))
+        failed_stage = Stage.ARCHIVED
+    if stable is None or failed_stage == Stage.PRODUCTION or rb.other_production:
+        return tuple(out)
+    if stable.status.phase != Phase.VERIFIED:
+        return tuple(out)
+    last = _last_stage_change(stable.status)
+    if (
+        Stage(stable.status.stage or Stage.NONE) == Stage.ARCHIVED
+        and last is not None
+        and last.reason == SUPERSEDED
+        and last.time <= rb.rolled_back_at
+    ):
+        msg = (
+            f"stage Archived -> Production: restored, it serves ModelDeployment {rb.deployment}'s stable traffic "
+            f"after the canary of {failed.name} was rolled back ({rb.cause})"
+        )
+        status = stable.status.model_copy(
+            update={
+                "stage": Stage.PRODUCTION,
+                "history": append_history(
+                    stable.status.history,
+                    _entry(
+                        now,
+                        "StageChanged",
+                        ROLLED_BACK,
+                        msg,
+                        from_value=Stage.ARCHIVED,
+                        to_value=Stage.PRODUCTION,
+                        actor=OPERATOR_ACTOR,
+                    ),
+                ),
+            }
+        )
+        out.append(
+            Demotion(
+                stable.name, stable.resource_version, status, EventSpec("Normal", ROLLED_BACK, msg), Stage.PRODUCTION
+            )
+        )
+    return tuple(out)

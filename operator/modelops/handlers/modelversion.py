@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -15,7 +15,7 @@ from modelops.api.base import describe_spec_error
 from modelops.api.modelversion import ModelVersionSpec, ModelVersionStatus, Stage
 from modelops.artifact_verifier import Verifier
 from modelops.core.conditions import kstatus_conditions, set_condition
-from modelops.core.registry import Decision, DigestObservation, EventSpec, decide, needs_digest_check
+from modelops.core.registry import Decision, Demotion, DigestObservation, EventSpec, decide, needs_digest_check
 from modelops.k8s import events
 from modelops.k8s.observe import observe_digest, observe_model_version
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
@@ -44,6 +44,32 @@ def invalid_spec_status(
     return new.to_wire(), message
 
 
+def apply_stage_changes(
+    api: CustomObjects,
+    namespace: str,
+    changes: Sequence[Demotion],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Move other versions to their new stage, in order: the status (the grant, with its history
+    entry), then ``spec.stage`` so that the request matches it, each guarded by the
+    resourceVersion it was decided from (a :class:`Conflict` propagates), then the Event."""
+    for change in changes:
+        written = api.patch_status(
+            MODEL_VERSION, namespace, change.name, change.status.to_wire(), change.resource_version
+        )
+        api.patch(
+            MODEL_VERSION,
+            namespace,
+            change.name,
+            {
+                "metadata": {"resourceVersion": written["metadata"]["resourceVersion"]},
+                "spec": {"stage": str(change.stage)},
+            },
+        )
+        events.record(written, [change.event])
+        logger.info("%s: stage %s (%s)", change.name, change.stage, change.event.reason)
+
+
 def apply_decision(
     api: CustomObjects,
     namespace: str,
@@ -58,21 +84,7 @@ def apply_decision(
     between the writes is re-decided safely: the siblings are already archived.
     """
     try:
-        for demotion in decision.demotions:
-            archived = api.patch_status(
-                MODEL_VERSION, namespace, demotion.name, demotion.status.to_wire(), demotion.resource_version
-            )
-            api.patch(
-                MODEL_VERSION,
-                namespace,
-                demotion.name,
-                {
-                    "metadata": {"resourceVersion": archived["metadata"]["resourceVersion"]},
-                    "spec": {"stage": Stage.ARCHIVED},
-                },
-            )
-            events.record(archived, [demotion.event])
-            logger.info("archived %s: superseded", demotion.name)
+        apply_stage_changes(api, namespace, decision.demotions, logger)
         resource_version = str(body["metadata"].get("resourceVersion") or "") or None
         if decision.changed:
             written = api.patch_status(
@@ -173,4 +185,4 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any, verifier: Verifi
         forget_model_version(str(kwargs["namespace"]), str(kwargs["name"]))
 
 
-__all__ = ["reconcile", "register"]
+__all__ = ["apply_stage_changes", "reconcile", "register"]
