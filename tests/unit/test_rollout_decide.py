@@ -276,6 +276,43 @@ def test_retry_and_spec_change_allow_the_failed_version_again():
     assert sim.status.canary_version == "churn-v2"
 
 
+@pytest.mark.parametrize(
+    ("acknowledge", "phase", "stalled"),
+    [
+        (None, RolloutPhase.ROLLED_BACK, "True"),  # the registry archived churn-v2: still on record
+        ("retry", RolloutPhase.HEALTHY, "False"),  # `modelops rollout retry` clears it
+        ("spec", RolloutPhase.HEALTHY, "False"),  # so does any spec change
+    ],
+)
+def test_a_rollback_stays_on_record_when_the_target_goes_back_to_the_stable(acknowledge, phase, stalled):
+    sim = deployed()
+    sim.target = "churn-v2"
+    sim.step()
+    sim.status = sim.status.model_copy(update={"abort": True})
+    sim.run()
+    assert (sim.status.phase, cond(sim, "Stalled").reason) == (RolloutPhase.ROLLED_BACK, "Aborted")
+    sim.target = "churn-v1"  # the registry archived churn-v2 and restored churn-v1 to Production
+    if acknowledge == "retry":
+        sim.status = sim.status.model_copy(update={"failed_version": None})
+    elif acknowledge == "spec":
+        sim.generation = 2
+    sim.now += timedelta(minutes=1)
+    sim.run()
+    assert sim.status.phase == phase
+    assert (sim.status.stable_version, sim.status.canary_version) == ("churn-v1", None)
+    assert cond(sim, "Stalled").status == stalled
+    assert cond(sim, "Ready").status == ("False" if stalled == "True" else "True")
+    if acknowledge is None:
+        assert cond(sim, "Stalled").reason == "Aborted"
+        assert sim.status.message == (
+            "canary churn-v2 aborted by request; 100% back on churn-v1; the target is churn-v1 again, which serves "
+            "100%; `modelops rollout retry` or a spec change clears this"
+        )
+        assert sim.status.failed_version == "churn-v2"
+        assert not sim.decide().changed
+        assert sim.decide().events == ()
+
+
 def test_analysis_failure_rolls_back_naming_metric_value_and_threshold():
     steps = [
         {"setWeight": 50},

@@ -388,15 +388,7 @@ def _steady(p: _Plan) -> bool:
     _hold_steady(p)
     if target is not None and (target.name, obs.server_revision) != (st.stable_version, stable_rev):
         if target.name == st.failed_version:
-            last = next((h for h in reversed(p.history or st.history) if h.event == "RolledBack"), None)
-            why = last.message if last is not None else f"{target.name} was rolled back"
-            p.update(phase=RolloutPhase.ROLLED_BACK)
-            p.situate(
-                RolloutPhase.ROLLED_BACK,
-                last.reason if last is not None else "RolledBack",
-                f"{why}; {target.name} is not retried until `modelops rollout retry` or a spec change",
-                stalled=True,
-            )
+            _still_rolled_back(p, f"{target.name} is not retried until `modelops rollout retry` or a spec change")
             return False
         held = _held(p)
         if held is None:
@@ -404,6 +396,16 @@ def _steady(p: _Plan) -> bool:
             return True
         p.update(phase=RolloutPhase.PAUSED)
         p.situate(RolloutPhase.PAUSED, held[0], f"rollout of {target.name} waits: {held[1]}", stalled=held[2])
+        return False
+    if target is not None and st.phase == RolloutPhase.ROLLED_BACK and st.failed_version is not None:
+        # The target is the stable again (the registry archived the failed version): the
+        # rollback stays on record (Stalled, the RolledBack phase and its alert) until a person
+        # acknowledges it with `modelops rollout retry` or a spec change.
+        _still_rolled_back(
+            p,
+            f"the target is {st.stable_version} again, which serves 100%; "
+            "`modelops rollout retry` or a spec change clears this",
+        )
         return False
     ready = _ready_running(obs.stable, st.stable_version, stable_rev) if _stable_template(p) else obs.stable.ready
     message = f"{st.stable_version}: {_reported(st.tracks.stable, obs.stable, ready)}/{p.replicas} pods ready"
@@ -423,6 +425,25 @@ def _steady(p: _Plan) -> bool:
     p.update(phase=p.situation.phase)
     _selection_problem(p, p.situation.phase)
     return False
+
+
+def _still_rolled_back(p: _Plan, then: str) -> None:
+    """Phase RolledBack, Stalled with the reason and message of the last rollback, and ``then``."""
+    st = p.status
+    last = next((h for h in reversed(p.history or st.history) if h.event == "RolledBack"), None)
+    why = last.message if last is not None else f"{st.failed_version} was rolled back"
+    p.update(phase=RolloutPhase.ROLLED_BACK)
+    p.situate(
+        RolloutPhase.ROLLED_BACK, last.reason if last is not None else "RolledBack", f"{why}; {then}", stalled=True
+    )
+
+
+def rolled_back_at(status: ModelDeploymentStatus) -> tuple[datetime, str] | None:
+    """When and why ``status.failedVersion`` was rolled back (its last RolledBack history entry)."""
+    if status.failed_version is None:
+        return None
+    last = next((h for h in reversed(status.history) if h.event == "RolledBack"), None)
+    return (last.time, last.reason or "RolledBack") if last is not None else None
 
 
 def _hold_steady(p: _Plan) -> None:
@@ -1018,6 +1039,7 @@ __all__ = [
     "TrackObservation",
     "TrackPlan",
     "decide",
+    "rolled_back_at",
     "routing_mode",
     "serving",
 ]
