@@ -35,15 +35,17 @@ from pydantic import ValidationError
 
 from modelops.api.base import describe_spec_error
 from modelops.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, RolloutPhase
+from modelops.api.modelversion import ModelVersionStatus, Stage
 from modelops.core.conditions import get_condition, set_condition
-from modelops.core.model_server_manifests import ServerOptions
-from modelops.core.registry import EventSpec
-from modelops.core.rollout import Decision, decide
+from modelops.core.model_server_manifests import DeploymentRef, ServerOptions
+from modelops.core.registry import EventSpec, RolledBackCanary, Sibling, rollback_stage_changes
+from modelops.core.rollout import Decision, decide, rolled_back_at
 from modelops.core.rollout_clock import next_check
 from modelops.core.version_selection import VersionInfo
+from modelops.handlers.modelversion import apply_stage_changes
 from modelops.images import operator_image
 from modelops.k8s import events
-from modelops.k8s.resources import Conflict, CustomObjects
+from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
 from modelops.k8s.rollout_io import (
     Catalog,
     Observed,
@@ -334,9 +336,86 @@ def reconcile(
         for line in changes:
             logger.info(line)
         synced = sync_model_versions(api, owner_of(body), decision.status, observed)
+        staged = registry_after_rollback(api, owner_of(body), new, observed, catalog, logger, now)
         active = bool(new.canary_version) or new.phase in ACTIVE_PHASES
-        changed = decision.changed or bool(changes) or bool(decision.events) or bool(synced)
+        changed = decision.changed or bool(changes) or bool(decision.events) or bool(synced) or bool(staged)
         return Reconciled(now, active=active, changed=changed, wait_until=decision.wait_until)
+
+
+def _sibling(obj: Mapping[str, Any]) -> Sibling:
+    return Sibling(
+        name=str(obj["metadata"]["name"]),
+        requested_stage=Stage((obj.get("spec") or {}).get("stage") or Stage.NONE),
+        status=ModelVersionStatus.model_validate(obj.get("status") or {}),
+        resource_version=str(obj["metadata"].get("resourceVersion") or ""),
+    )
+
+
+def registry_after_rollback(
+    api: CustomObjects,
+    owner: DeploymentRef,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    catalog: Catalog | None,
+    logger: Logger,
+    now: dt.datetime,
+) -> list[str]:
+    """After a canary rollback, the registry's Production version is the one serving stable
+    traffic (:func:`modelops.core.registry.rollback_stage_changes`). Reads nothing unless the
+    observed stages say a change may be due; returns the versions written."""
+    rolled_back = rolled_back_at(status)
+    if rolled_back is None or status.failed_version is None:
+        return []
+    failed = observed.versions.get(status.failed_version)
+    stable = observed.versions.get(status.stable_version or "")
+    if failed is None:
+        return []
+    if stable is not None and stable.model_name != failed.model_name:
+        stable = None  # another model's version: its Production is not this model's
+    if failed.stage != Stage.PRODUCTION and (stable is None or stable.stage != Stage.ARCHIVED):
+        return []
+    failed_obj = read_object(api.api, "ModelVersion", owner.namespace, failed.name)
+    stable_obj = read_object(api.api, "ModelVersion", owner.namespace, stable.name) if stable is not None else None
+    if failed_obj is None:
+        return []
+    elsewhere = any(
+        d.get("track") == "stable" and (d.get("namespace"), d.get("name")) != (owner.namespace, owner.name)
+        for d in (failed_obj.get("status") or {}).get("deployments") or []
+    )
+    of_model = (
+        catalog.of_model(owner.namespace, failed.model_name)
+        if catalog is not None
+        else [
+            o
+            for o in api.list(MODEL_VERSION, owner.namespace)
+            if (o.get("spec") or {}).get("modelName") == failed.model_name
+        ]
+    )
+    others = tuple(
+        sorted(
+            str(o["metadata"]["name"])
+            for o in of_model
+            if (o.get("status") or {}).get("stage") == Stage.PRODUCTION
+            and o["metadata"]["name"] not in (failed.name, stable.name if stable is not None else None)
+        )
+    )
+    changes = rollback_stage_changes(
+        RolledBackCanary(
+            deployment=owner.name,
+            failed=_sibling(failed_obj),
+            stable=_sibling(stable_obj) if stable_obj is not None else None,
+            rolled_back_at=rolled_back[0],
+            cause=rolled_back[1],
+            serves_stable_elsewhere=elsewhere,
+            other_production=others,
+        ),
+        now,
+    )
+    try:
+        apply_stage_changes(api, owner.namespace, changes, logger)
+    except Conflict as exc:  # the version changed meanwhile: its event reconciles this deployment again
+        logger.debug("registry change after the rollback of %s deferred: %s", failed.name, exc)
+    return [c.name for c in changes]
 
 
 def _safely(
@@ -528,4 +607,13 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             kwargs["logger"].info("could not clear ModelVersion deployments of %s: %s", name, exc)
 
 
-__all__ = ["Clocks", "Reconciled", "Slots", "is_active", "reconcile", "register", "tracked_keys"]
+__all__ = [
+    "Clocks",
+    "Reconciled",
+    "Slots",
+    "is_active",
+    "reconcile",
+    "register",
+    "registry_after_rollback",
+    "tracked_keys",
+]
