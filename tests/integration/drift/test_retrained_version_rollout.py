@@ -91,10 +91,13 @@ def retrained_version(
     path, digest = artifact(tmp_path, "churn-v1")
     v1: Obj = {"modelName": "churn", "version": "1", "artifact": {"uri": path.as_uri(), "digest": digest},
                "metrics": {"auc": 0.9}, "stage": "Production"}  # fmt: skip
-    if policy.get("productionApproval") != "Waived":
-        v1["approval"] = APPROVAL
     api.create(MODEL_VERSION, NS, {"apiVersion": "modelops.dev/v1alpha1", "kind": "ModelVersion",
                                    "metadata": {"name": "churn-v1"}, "spec": v1})  # fmt: skip
+    if policy.get("productionApproval") != "Waived":
+        # A person approves it once it is registered: an approval written at creation would be its
+        # registrant's own, which the policy (selfApproval: Refused) does not count.
+        wait(lambda: get_status(api, MODEL_VERSION, "churn-v1").get("history"), "churn-v1 registered")
+        api.patch(MODEL_VERSION, NS, "churn-v1", {"spec": {"approval": APPROVAL}})
     api.create(MODEL_DEPLOYMENT, NS, {
         "apiVersion": "modelops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
         "spec": {"model": {"modelName": "churn", "requireApproval": require_approval}, "replicas": 2,
