@@ -276,6 +276,21 @@ def test_retry_and_spec_change_allow_the_failed_version_again():
     assert sim.status.canary_version == "churn-v2"
 
 
+def test_a_rollback_stays_on_record_when_no_version_is_eligible_any_more():
+    sim = deployed()
+    sim.target = "churn-v2"
+    sim.step()
+    sim.status = sim.status.model_copy(update={"abort": True})
+    sim.run()
+    sim.target = None  # churn-v2 archived, nothing else in the stage the deployment asks for
+    sim.run()
+    assert (sim.status.phase, cond(sim, "Stalled").reason) == (RolloutPhase.ROLLED_BACK, "Aborted")
+    assert sim.status.message == (
+        "canary churn-v2 aborted by request; 100% back on churn-v1; churn-v1 serves 100%, no version to roll "
+        "out: missing; `modelops rollout retry` or a spec change clears this"
+    )
+
+
 @pytest.mark.parametrize(
     ("acknowledge", "phase", "stalled"),
     [

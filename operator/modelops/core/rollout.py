@@ -397,15 +397,16 @@ def _steady(p: _Plan) -> bool:
         p.update(phase=RolloutPhase.PAUSED)
         p.situate(RolloutPhase.PAUSED, held[0], f"rollout of {target.name} waits: {held[1]}", stalled=held[2])
         return False
-    if target is not None and st.phase == RolloutPhase.ROLLED_BACK and st.failed_version is not None:
-        # The target is the stable again (the registry archived the failed version): the
-        # rollback stays on record (Stalled, the RolledBack phase and its alert) until a person
-        # acknowledges it with `modelops rollout retry` or a spec change.
-        _still_rolled_back(
-            p,
-            f"the target is {st.stable_version} again, which serves 100%; "
-            "`modelops rollout retry` or a spec change clears this",
+    if st.phase == RolloutPhase.ROLLED_BACK and st.failed_version is not None:
+        # The target is the stable again, or there is none (the registry archived the failed
+        # version): the rollback stays on record (Stalled, the RolledBack phase and its alert)
+        # until a person acknowledges it with `modelops rollout retry` or a spec change.
+        now_target = (
+            f"the target is {st.stable_version} again, which serves 100%"
+            if target is not None
+            else f"{st.stable_version} serves 100%, no version to roll out: {obs.selection.message}"
         )
+        _still_rolled_back(p, f"{now_target}; `modelops rollout retry` or a spec change clears this")
         return False
     ready = _ready_running(obs.stable, st.stable_version, stable_rev) if _stable_template(p) else obs.stable.ready
     message = f"{st.stable_version}: {_reported(st.tracks.stable, obs.stable, ready)}/{p.replicas} pods ready"
