@@ -265,9 +265,11 @@ def build_retrain_role(monitor: MonitorRef, spec: DriftMonitorSpec) -> dict[str,
     """Least privilege for a Job that registers its result: create/get ModelVersions, get the data Secret.
 
     ``create`` cannot be limited by name in Kubernetes RBAC (the name does not exist yet), so the
-    Job may create any ModelVersion of its namespace; the registry's gates, not this Role, decide
-    whether such a version ever reaches a stage. No update, patch or delete: it cannot change or
-    remove a registered version, nor promote one.
+    Job may create any ModelVersion of its namespace, with any ``stage`` and ``approval``; the
+    registry's gates, not this Role, decide whether such a version ever reaches a stage, and an
+    approval written at creation does not count under a ModelPolicy (``selfApproval: Refused``,
+    :func:`modelops.core.stage_policy.refuses_self_approval`). No update, patch or delete: it cannot
+    change or remove a registered version, nor approve or promote one.
     """
     rules: list[dict[str, Any]] = [
         {"apiGroups": ["modelops.dev"], "resources": ["modelversions"], "verbs": ["create", "get"]},
