@@ -27,8 +27,15 @@ from modelops.api.driftmonitor import (
     MonitorPhase,
     RetrainRecord,
 )
-from modelops.core.conditions import set_condition
-from modelops.core.drift_cronjob import MonitorRef, RetrainContext, build_retrain_job, next_version, trigger_signal
+from modelops.core.conditions import kstatus_conditions, set_condition
+from modelops.core.drift_cronjob import (
+    MonitorRef,
+    RetrainContext,
+    build_retrain_job,
+    cronjob_name,
+    next_version,
+    trigger_signal,
+)
 from modelops.core.drift_policy import PolicyState
 from modelops.core.drift_policy import decide as policy_decide
 from modelops.core.history import append_history
@@ -363,3 +370,83 @@ def evaluate_check(
         }
     )
     return MonitorDecision(new, tuple(events), job)
+
+
+# ------------------------------------------------------------------ the monitored target
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """The monitored ModelVersion as the operator resolved it (pinned, or the target deployment's
+    stable version): whether it exists, the reference it yields and its offline metrics."""
+
+    found: bool
+    reference: str | None
+    registered_metrics: Mapping[str, float] | None = None
+    version: str | None = None
+    """The ModelVersion's name (for messages)."""
+
+
+@dataclass(frozen=True)
+class TargetDecision:
+    status: DriftMonitorStatus
+    ready: tuple[Literal["True", "False"], str, str]
+    waiting: bool
+    """No reference and no target yet: the target may still appear (look again later)."""
+    changed: bool
+    events: tuple[EventSpec, ...] = ()
+
+
+def decide_target(
+    monitor: MonitorRef,
+    spec: DriftMonitorSpec,
+    status: DriftMonitorStatus,
+    target: ResolvedTarget,
+    generation: int,
+    now: datetime,
+) -> TargetDecision:
+    """``status.resolvedReference``, ``status.registeredMetrics`` and the Ready/Stalled/Reconciling
+    conditions from the resolved target. ``changed`` is False when the status is as it was
+    (nothing to write); an Event names a reference that moved to another value."""
+    ready: tuple[Literal["True", "False"], str, str]
+    waiting = not target.reference and not target.found
+    if target.reference:
+        ready = ("True", "CronJobReady", f"CronJob {cronjob_name(monitor)} runs on '{spec.schedule}'")
+    elif waiting:
+        what = spec.target.model_version or f"the stable version of ModelDeployment {spec.target.deployment}"
+        ready = ("False", "WaitingForTarget", f"waiting for {what} to exist: its referenceProfile is the reference")
+    else:
+        ready = (
+            "False",
+            "NoReference",
+            "no reference data: set spec.reference.profile or .uri, or give the target ModelVersion a referenceProfile",
+        )
+    conds = kstatus_conditions(
+        set_condition(status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation),
+        stalled=(ready[1], ready[2]) if ready[0] == "False" and not waiting else None,
+        reconciling=ready[2] if waiting else None,
+        idle_reason=ready[1],
+        now=now,
+        observed_generation=generation,
+    )
+    registered = dict(target.registered_metrics) if target.registered_metrics else None
+    new = status.model_copy(
+        update={
+            "observed_generation": generation,
+            "resolved_reference": target.reference,
+            "registered_metrics": registered,
+            "conditions": conds,
+            "phase": MonitorPhase.PENDING if status.last_check_time is None else status.phase,
+        }
+    )
+    events: tuple[EventSpec, ...] = ()
+    if status.resolved_reference and target.reference and status.resolved_reference != target.reference:
+        of = f" (ModelVersion {target.version})" if target.version else ""
+        events = (
+            EventSpec(
+                "Normal",
+                "ReferenceChanged",
+                f"reference {status.resolved_reference} -> {target.reference}{of}",
+            ),
+        )
+    return TargetDecision(new, ready, waiting, new != status, events)

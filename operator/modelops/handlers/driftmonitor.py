@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from modelops.api.base import ConditionStatus, describe_spec_error
+from modelops.api.base import describe_spec_error
 from modelops.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus, MonitorPhase
 from modelops.core.conditions import get_condition, kstatus_conditions, set_condition
 from modelops.core.drift_cronjob import (
@@ -29,10 +30,18 @@ from modelops.core.drift_cronjob import (
     build_role,
     build_role_binding,
     build_service_account,
-    cronjob_name,
     retrain_children,
 )
-from modelops.core.drift_monitor import MonitorDecision, MonitorObservations, evaluate_check, job_state_of, track_job
+from modelops.core.drift_monitor import (
+    MonitorDecision,
+    MonitorObservations,
+    ResolvedTarget,
+    TargetDecision,
+    decide_target,
+    evaluate_check,
+    job_state_of,
+    track_job,
+)
 from modelops.core.registry import EventSpec
 from modelops.images import operator_image
 from modelops.k8s import events
@@ -41,6 +50,7 @@ from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_VERSIO
 from modelops.telemetry import forget_drift_metrics, observe_reconcile, set_drift_metrics
 
 KIND = "DriftMonitor"
+TARGETS_INDEX = "drift_monitor_targets"
 WAIT_FOR_TARGET_SECONDS = 10
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -77,15 +87,28 @@ def resolve_reference(spec: DriftMonitorSpec, model: dict[str, Any] | None) -> s
     return str(value) if value else None
 
 
+def _resolved(
+    model: dict[str, Any] | None, reference: str | None, registered: dict[str, float] | None
+) -> ResolvedTarget:
+    name = (model or {}).get("metadata", {}).get("name")
+    return ResolvedTarget(model is not None, reference, registered, str(name) if name else None)
+
+
 _STATUS_FIELDS = frozenset(f.alias or n for n, f in DriftMonitorStatus.model_fields.items())
 
 
 def status_patch(body: dict[str, Any], status: DriftMonitorStatus) -> dict[str, Any]:
     """``status`` as a merge patch over the stored one: a field it no longer has (``activeJob`` once
-    the Job finished) is sent as null, since a merge patch removes a key only that way."""
+    the Job finished, a metric in ``registeredMetrics``) is sent as null, since a merge patch
+    removes a key only that way."""
     patch = status.to_wire()
-    for key in (body.get("status") or {}).keys() & _STATUS_FIELDS - patch.keys():
+    stored = body.get("status") or {}
+    for key in stored.keys() & _STATUS_FIELDS - patch.keys():
         patch[key] = None
+    # a map is merged key by key: a metric the new version does not register is sent as null
+    old_metrics, new_metrics = stored.get("registeredMetrics"), patch.get("registeredMetrics")
+    if isinstance(old_metrics, dict) and isinstance(new_metrics, dict):
+        patch["registeredMetrics"] = {**dict.fromkeys(old_metrics), **new_metrics}
     return patch
 
 
@@ -159,53 +182,53 @@ def reconcile_children(api: CustomObjects, body: dict[str, Any], logger: Logger,
                 raise kopf.TemporaryError(str(exc), delay=1) from exc
             if result in ("created", "updated"):
                 changed.append(f"{child['kind']}/{child['metadata']['name']} {result}")
-        ready: tuple[ConditionStatus, str, str]
-        waiting = not reference and model is None  # the target may still appear (GitOps applies all at once)
-        if reference:
-            ready = ("True", "CronJobReady", f"CronJob {cronjob_name(monitor)} runs on '{spec.schedule}'")
-        elif waiting:
-            target = spec.target.model_version or f"the stable version of ModelDeployment {spec.target.deployment}"
-            ready = (
-                "False",
-                "WaitingForTarget",
-                f"waiting for {target} to exist: its referenceProfile is the reference",
-            )
-        else:
-            ready = (
-                "False",
-                "NoReference",
-                "no reference data: set spec.reference.profile or .uri, or give the target ModelVersion a "
-                "referenceProfile",
-            )
-        conds = kstatus_conditions(
-            set_condition(status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation),
-            stalled=(ready[1], ready[2]) if ready[0] == "False" and not waiting else None,
-            reconciling=ready[2] if waiting else None,
-            idle_reason=ready[1],
-            now=now,
-            observed_generation=generation,
-        )
-        new = status.model_copy(
-            update={
-                "observed_generation": generation,
-                "resolved_reference": reference,
-                "registered_metrics": registered,
-                "conditions": conds,
-                "phase": MonitorPhase.PENDING if status.last_check_time is None else status.phase,
-            }
-        )
-        if new != status:
-            _write_status(api, body, new)
+        decision = decide_target(monitor, spec, status, _resolved(model, reference, registered), generation, now)
+        waiting = decision.waiting
+        if decision.changed:
+            _write_status(api, body, decision.status)
         evs = [EventSpec("Normal", "ChildrenApplied", "; ".join(changed))] if changed else []
-        previous = get_condition(status.conditions, "Ready")
-        if ready[0] == "False" and (previous is None or previous.reason != ready[1]):
-            evs.append(EventSpec("Warning", ready[1], ready[2]))
-        events.record(body, evs)
+        events.record(body, evs + _ready_events(status, decision))
         for line in changed:
             logger.info(line)
         if waiting:  # nothing announces the target's arrival to this handler: look again
             outcome.result = "retry"
-            raise kopf.TemporaryError(ready[2], delay=WAIT_FOR_TARGET_SECONDS)
+            raise kopf.TemporaryError(decision.ready[2], delay=WAIT_FOR_TARGET_SECONDS)
+
+
+def _ready_events(status: DriftMonitorStatus, decision: TargetDecision) -> list[EventSpec]:
+    """A Warning when Ready turns False for a new reason, and the decision's own Events."""
+    evs = list(decision.events)
+    previous = get_condition(status.conditions, "Ready")
+    ready = decision.ready
+    if ready[0] == "False" and (previous is None or previous.reason != ready[1]):
+        evs.append(EventSpec("Warning", ready[1], ready[2]))
+    return evs
+
+
+def refresh_target(api: CustomObjects, body: dict[str, Any], now: dt.datetime) -> bool:
+    """The target ModelDeployment's stable version changed (a promotion, an undo): resolve the
+    monitored ModelVersion again and write ``resolvedReference``, ``registeredMetrics`` and Ready,
+    only when they changed. Returns whether it wrote. Leaves a spec the operator has not observed
+    yet to the spec handler (which resolves the target itself)."""
+    meta = body["metadata"]
+    try:
+        spec = DriftMonitorSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return False  # reconcile_children reports it
+    status = DriftMonitorStatus.model_validate(body.get("status") or {})
+    generation = int(meta.get("generation", 1))
+    if spec.target.model_version is not None or spec.target.deployment is None:
+        return False
+    if status.observed_generation != generation:
+        return False
+    model = resolve_model(api, meta["namespace"], spec)
+    resolved = _resolved(model, resolve_reference(spec, model), registered_metrics(model))
+    decision = decide_target(_monitor_ref(body), spec, status, resolved, generation, now)
+    if not decision.changed:
+        return False
+    _write_status(api, body, decision.status)
+    events.record(body, _ready_events(status, decision))
+    return True
 
 
 def _versions_of(api: CustomObjects, namespace: str, model_name: str) -> tuple[str, ...]:
@@ -307,6 +330,51 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
             dt.datetime.now(dt.UTC),
         )
 
+    @kopf.index(group, version, plural, id=TARGETS_INDEX, registry=registry)
+    def drift_monitor_targets(**kwargs: Any) -> dict[tuple[str, str], str]:
+        """Monitors by the ModelDeployment whose stable version they follow (none when pinned)."""
+        target = (kwargs["body"].get("spec") or {}).get("target") or {}
+        deployment = target.get("deployment")
+        if not isinstance(deployment, str) or not deployment or target.get("modelVersion"):
+            return {}
+        return {(str(kwargs["namespace"]), deployment): str(kwargs["name"])}
+
+    stables: dict[tuple[str, str], str | None] = {}
+    stables_guard = threading.Lock()
+
+    @kopf.on.event(group, version, "modeldeployments", registry=registry)
+    def monitored_deployment_event(**kwargs: Any) -> None:
+        """A ModelDeployment's stable version changed: its monitors resolve their reference and
+        registered metrics again (each writes only if they changed). Nothing is read unless the
+        stable changed and a monitor follows the deployment; the first listing at start-up is
+        left to the monitors' own resume handlers."""
+        namespace, name = str(kwargs["namespace"]), str(kwargs["name"])
+        key = (namespace, name)
+        if kwargs.get("type") == "DELETED":
+            with stables_guard:
+                stables.pop(key, None)
+            return
+        stable = (kwargs["body"].get("status") or {}).get("stableVersion")
+        with stables_guard:
+            known, previous = key in stables, stables.get(key)
+            stables[key] = stable
+        if (known and previous == stable) or (not known and kwargs.get("type") is None):
+            return
+        try:
+            monitors = sorted(kwargs[TARGETS_INDEX][key])
+        except KeyError:
+            return
+        api = api_factory()
+        for monitor in monitors:
+            for _ in range(3):  # a check job's status write in between: read again
+                try:
+                    refresh_target(api, api.get(DRIFT_MONITOR, namespace, monitor), dt.datetime.now(dt.UTC))
+                    break
+                except NotFound:
+                    break
+                except kopf.TemporaryError as exc:
+                    kwargs["logger"].debug("refreshing DriftMonitor %s: %s", monitor, exc)
+
     @kopf.on.event(group, version, plural, registry=registry)
     def drift_monitor_event(**kwargs: Any) -> None:
         if kwargs.get("type") == "DELETED":
@@ -371,4 +439,4 @@ def register(registry: kopf.OperatorRegistry, api_factory: Any) -> None:
         forget_drift_metrics(str(kwargs["namespace"]), str(kwargs["name"]))
 
 
-__all__ = ["evaluate", "reconcile_children", "register"]
+__all__ = ["evaluate", "reconcile_children", "refresh_target", "register"]

@@ -5,8 +5,9 @@ against the sandbox API server)."""
 from __future__ import annotations
 
 import socket
+import time
 
-from modelops.k8s.resources import MODEL_DEPLOYMENT, MODEL_POLICY, MODEL_VERSION
+from modelops.k8s.resources import DRIFT_MONITOR, MODEL_DEPLOYMENT, MODEL_POLICY, MODEL_VERSION
 from tests.integration.rollout.conftest import (
     NS,
     Cluster,
@@ -29,9 +30,20 @@ def _closed_port_address() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends
 
 
-def _register(c: Cluster, name: str, version: str, model: str, auc: float, **kw: object) -> None:
+def _register(
+    c: Cluster,
+    name: str,
+    version: str,
+    model: str,
+    auc: float,
+    profile: str | None = None,
+    accuracy: float | None = None,
+    **kw: object,
+) -> None:
     body = model_version(c.tmp, name, version, model=model, **kw)  # type: ignore[arg-type]
-    body["spec"]["metrics"] = {"auc": auc}
+    body["spec"]["metrics"] = {"auc": auc} if accuracy is None else {"auc": auc, "accuracy": accuracy}
+    if profile is not None:
+        body["spec"]["referenceProfile"] = profile
     c.api.create(MODEL_VERSION, NS, body)
     wait_verified(c.api, name)
 
@@ -107,3 +119,52 @@ def test_a_rolled_back_version_leaves_production_and_the_stable_is_production_ag
     wait(lambda: _stage(c, f"{name}-v3") == ("Staging", "Staging"), "v3 passes against v1")
     assert cond(_mv(c, f"{name}-v3")["status"], "Validated")["status"] == "True"
     assert status(c.api, name)["phase"] == "RolledBack"
+
+
+def test_a_drift_monitor_follows_its_deployments_stable_version(cluster: Cluster):
+    """resolvedReference and registeredMetrics are the stable version's, from the moment a
+    promotion makes a new version stable; a deployment event that leaves the stable as it was
+    writes nothing on the monitor."""
+    c, name = cluster, "follow"
+    monitor_name = f"{name}-drift"
+    _register(
+        c, f"{name}-v1", "1", name, 0.80, stage="Production", approved=True, profile="file:///p/v1.json", accuracy=0.9
+    )
+    md = model_deployment(name, model={"modelName": name}, steps=[{"setWeight": 50}])
+    c.api.create(MODEL_DEPLOYMENT, NS, md)
+    wait_status(c.api, lambda s: s.get("phase") == "Healthy" and s["stableVersion"] == f"{name}-v1", "v1", name)
+    c.api.create(
+        DRIFT_MONITOR,
+        NS,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "DriftMonitor",
+            "metadata": {"name": monitor_name},
+            "spec": {"target": {"deployment": name}, "schedule": "*/30 * * * *", "policy": {"action": "alert"}},
+        },
+    )
+
+    def monitor_status() -> dict:
+        return c.api.get(DRIFT_MONITOR, NS, monitor_name).get("status") or {}
+
+    st = wait(lambda: (s := monitor_status()).get("resolvedReference") and s, "the monitor resolved v1")
+    assert (st["resolvedReference"], st["registeredMetrics"]) == ("file:///p/v1.json", {"auc": 0.8, "accuracy": 0.9})
+
+    _register(c, f"{name}-v2", "2", name, 0.95, profile="file:///p/v2.json")
+    c.api.patch(MODEL_VERSION, NS, f"{name}-v2", {"spec": {"stage": "Production", "approval": APPROVAL}})
+    wait_status(c.api, lambda s: s.get("phase") == "Healthy" and s["stableVersion"] == f"{name}-v2", "v2", name)
+    st = wait(
+        lambda: (s := monitor_status()).get("resolvedReference") == "file:///p/v2.json" and s,
+        "the monitor follows the new stable",
+        timeout=5,
+    )
+    assert st["registeredMetrics"] == {"auc": 0.95}  # accuracy is v1's, not v2's: gone
+    assert cond(st, "Ready")["status"] == "True"
+    event = wait_event(c.core, "ReferenceChanged", monitor_name)
+    assert event.message == f"reference file:///p/v1.json -> file:///p/v2.json (ModelVersion {name}-v2)"
+
+    written = c.api.get(DRIFT_MONITOR, NS, monitor_name)["metadata"]["resourceVersion"]
+    c.api.patch(MODEL_DEPLOYMENT, NS, name, {"metadata": {"labels": {"team": "churn"}}})  # stable unchanged
+    wait_status(c.api, lambda s: s.get("phase") == "Healthy", "still Healthy", name)
+    time.sleep(1.0)
+    assert c.api.get(DRIFT_MONITOR, NS, monitor_name)["metadata"]["resourceVersion"] == written
