@@ -231,9 +231,16 @@ class Story:
         if after.total() < 10 or after.share("2") < 0.95:
             raise DemoFailure(f"after the rollback the traffic should be all churn-v2: {dict(after.counts)}")
         self.stage.say(f"traffic after the rollback: {after.share('2'):.0%} churn-v2 ({after.total()} answers)")
+        self.stage.wait_for(
+            MODEL_VERSION,
+            "churn-v3",
+            lambda o: status_of(o).get("stage") == "Archived",
+            "churn-v3 archived after its rollback",
+            30,
+        )
         self.stage.note(
-            "the registry still lists churn-v3 as Production (a person approved it); the deployment keeps "
-            "churn-v2, and any newer approved version rolls out as usual"
+            "the registry follows: churn-v3 is Archived (reason RolledBack) and churn-v2, which serves, is "
+            "Production again; the deployment keeps churn-v2, and any newer approved version rolls out as usual"
         )
 
     def step4(self) -> None:
