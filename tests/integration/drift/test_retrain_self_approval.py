@@ -4,7 +4,7 @@ that asks for Production and carries an approval; the sandbox API server authori
 would (`create` cannot be limited by name). Under the model's ModelPolicy (`selfApproval: Refused`,
 the default) the operator refuses that approval (StageSynced=False, reason SelfApprovalRefused, a
 Warning Event naming spec.approval), the Job cannot write another one (no `patch`), and a person's
-approval written afterwards promotes the version."""
+approval written afterwards promotes the version, as does the policy changed to `selfApproval: Allowed`."""
 
 from __future__ import annotations
 
@@ -131,20 +131,30 @@ def test_the_retraining_identity_cannot_approve_its_version_and_a_persons_approv
 
 
 @pytest.mark.usefixtures("operator", "model_version")
-def test_a_policy_that_allows_self_approval_lets_the_registration_approval_count(
+def test_a_policy_changed_to_allow_self_approval_lets_the_registration_approval_count(
     custom_objects: CustomObjects, http: httpx.Client, tmp_path: Path
 ) -> None:
-    token = retrain_identity(custom_objects, http, tmp_path, "Allowed")
+    token = retrain_identity(custom_objects, http, tmp_path, "Refused")
     r = http.post(
         MV_PATH, json=self_approved_version(tmp_path, "churn-v9"), headers={"Authorization": f"Bearer {token}"}
     )
     assert r.status_code == 201, r.text
+    wait(
+        lambda: condition(get(custom_objects, "churn-v9"), "StageSynced").get("reason") == "SelfApprovalRefused",
+        "the self-approval to be refused",
+    )
+    # The model's owners decide that a registration's approval counts: the pending request is re-evaluated.
+    custom_objects.patch(MODEL_POLICY, NS, "churn", {"spec": {"selfApproval": "Allowed"}})
     promoted = wait(
         lambda: (o := get(custom_objects, "churn-v9")) and (o.get("status") or {}).get("stage") == "Production" and o,
         "Production",
     )
     assert promoted["status"]["history"][-1]["actor"] == "alice@example.com"
-    assert custom_objects.get(MODEL_POLICY, NS, "churn")["status"]["message"] == (
+    described = (
         "model churn: auc >= 0.85; passing versions go to Staging automatically; Production needs spec.approval; "
         "an approval set at registration counts"
+    )
+    wait(
+        lambda: (custom_objects.get(MODEL_POLICY, NS, "churn").get("status") or {}).get("message") == described,
+        "the policy's description",
     )
