@@ -243,3 +243,47 @@ def test_killed_during_analysis_keeps_the_run_and_its_measurements(op, ctl, cust
     assert runs[0]["measurements"][:taken] == before["measurements"]  # nothing measured before the kill was lost
     assert st["currentStepIndex"] == 1
     assert st["canaryWeight"] == 25
+
+
+def test_killed_between_a_rollback_and_the_registry_change_completes_it(op, proxy, ctl, custom_objects, tmp_path):
+    """The registry's change after a rollback is decided from status on every reconcile: an
+    operator killed after recording the rollback, before archiving the version, does it on restart."""
+    op.start()
+    custom_objects.create(MODEL_VERSION, NS, model_version(tmp_path, "churn-v1", "1", "Production", approved=True))
+    custom_objects.create(MODEL_VERSION, NS, model_version(tmp_path, "churn-v2", "2"))
+    wait_verified(custom_objects, "churn-v2", timeout=STARTUP)
+    custom_objects.create(
+        MODEL_DEPLOYMENT, NS, model_deployment(model={"modelName": "churn"}, steps=[{"setWeight": 50}, {"pause": {}}])
+    )
+    wait_status(custom_objects, lambda s: s.get("phase") == "Healthy", "v1 Healthy", timeout=STARTUP)
+    approval = {"approvedBy": "bob", "approvedAt": "2026-01-01T00:00:00Z", "reason": "AUC +2%"}
+    custom_objects.patch(MODEL_VERSION, NS, "churn-v2", {"spec": {"stage": "Production", "approval": approval}})
+    wait_status(custom_objects, lambda s: s.get("currentStepIndex") == 1, "canary at 50%", timeout=STARTUP)
+
+    def stage(name: str) -> str | None:
+        return (custom_objects.get(MODEL_VERSION, NS, name).get("status") or {}).get("stage")
+
+    def registry_write_due() -> bool:
+        """The rollback is recorded and churn-v2 no longer lists the canary: its next status write
+        is the registry's change."""
+        v2 = custom_objects.get(MODEL_VERSION, NS, "churn-v2").get("status") or {}
+        return status(custom_objects).get("phase") == "RolledBack" and not v2.get("deployments")
+
+    path = "/apis/modelops.dev/v1alpha1/namespaces/default/modelversions/churn-v2/status"
+    proxy.hold(lambda method, p: method == "PATCH" and p == path and registry_write_due())
+    custom_objects.patch_status(MODEL_DEPLOYMENT, NS, "churn", {"abort": True})  # `modelops rollout abort`
+    assert proxy.held.wait(STARTUP), op.log.read_text()
+    op.kill()
+    assert (stage("churn-v2"), stage("churn-v1")) == ("Production", "Archived")  # not yet
+
+    proxy.release_all()
+    op.start()
+    wait(
+        lambda: (stage("churn-v2"), stage("churn-v1")) == ("Archived", "Production"), "registry after restart", STARTUP
+    )
+    st = status(custom_objects)
+    op.kill()
+    assert (st["phase"], st["stableVersion"], st["failedVersion"]) == ("RolledBack", "churn-v1", "churn-v2")
+    v2 = custom_objects.get(MODEL_VERSION, NS, "churn-v2")
+    assert [h["reason"] for h in v2["status"]["history"]].count("RolledBack") == 1
+    assert v2["spec"]["stage"] == "Archived"
