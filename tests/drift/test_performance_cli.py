@@ -180,3 +180,28 @@ def test_a_document_that_is_not_plain_text_is_read_after_validation(tmp_path):
     )
     doc, windowed = settings_document(args)
     assert prefetch_plan(doc, args, windowed) is None
+
+
+NUMPY_SETTINGS_IN_A_FRESH_PROCESS = """
+import sys
+from modelops.cli import main
+code = main(["performance", "check", "--predictions", sys.argv[1], "--labels", sys.argv[2], "--task", "binary",
+             "--now", "2026-11-30T12:00:00Z", "--output", "json", "-o", sys.argv[3]])
+from numpy._core import multiarray
+print(code, multiarray._get_madvise_hugepage())
+"""
+
+
+@pytest.mark.parametrize(("environment", "huge_pages"), [({}, "False"), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, "True")])
+def test_a_fresh_check_asks_numpy_for_no_huge_pages_unless_told(files, environment, huge_pages):
+    """numpy's madvise(MADV_HUGEPAGE) on large arrays is off in the command's own process (measured
+    slower on the VMs it runs on); the user's NUMPY_MADVISE_HUGEPAGE still wins."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"} | environment
+    out = subprocess.run(
+        [sys.executable, "-c", NUMPY_SETTINGS_IN_A_FRESH_PROCESS, str(files["preds"]), str(files["labels"]),
+         str(files["dir"] / "out.json")],
+        capture_output=True, text=True, check=True, env=env,
+    ).stdout.split()  # fmt: skip
+    assert out == ["0", huge_pages]
