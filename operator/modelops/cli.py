@@ -49,6 +49,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
+def end_process(code: int) -> NoReturn:
+    """Flush the output and end the process without the interpreter's teardown.
+
+    For a command that has written everything and holds no resource (a file, a child, a lock)
+    whose release matters: tearing down numpy, Arrow and pydantic module by module took 70 ms of
+    a 1.6 s `performance check`. Only when `main` is the process's entry point, never in-process.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _chosen(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
@@ -80,6 +92,7 @@ def build_parser(argv: Sequence[str] | None = None, prog: str = "modelops") -> a
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "modelops") -> int:
+    entry_point = argv is None  # the process's own command line: `modelops ...`, `python -m modelops`
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv, prog)
     args = parser.parse_args(argv)
@@ -95,7 +108,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelops") -> int:
         parser.print_help()
         return 2
     try:
-        return func(args)
+        code = func(args)
+        if entry_point and getattr(args, "skip_teardown", False):
+            end_process(code)
+        return code
     except KeyboardInterrupt:
         return 130
     except CLIError as exc:

@@ -205,3 +205,38 @@ def test_a_fresh_check_asks_numpy_for_no_huge_pages_unless_told(files, environme
         capture_output=True, text=True, check=True, env=env,
     ).stdout.split()  # fmt: skip
     assert out == ["0", huge_pages]
+
+
+ENTRY_POINT_WITH_A_TEARDOWN_MARK = (
+    "import atexit, sys; atexit.register(lambda: print('teardown ran', file=sys.stderr));"
+    "from modelops.cli import main; sys.exit(main())"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "exit_code", "first_line"),
+    [
+        (["--threshold", "accuracy>=0.7", "--window", "6h"], 1, "DEGRADED (PerformanceDegraded): accuracy 0."),
+        (["--threshold", "accuracy>=0.7"], 0, "HEALTHY (WithinThresholds)"),
+        (["--label-column", "churned"], 2, ""),
+    ],
+)
+def test_the_command_process_ends_without_teardown_and_loses_no_output(files, flags, exit_code, first_line):
+    """As its own process the check ends at once once its output is flushed (no interpreter
+    teardown: the atexit mark never prints); exit code and output are those of the in-process run."""
+    base = ["--predictions", str(files["preds"]), "--labels", str(files["labels"]), "--task", "binary", "--now", NOW]
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT_WITH_A_TEARDOWN_MARK, "performance", "check", *base, *flags],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == exit_code, proc.stderr
+    assert proc.stdout.startswith(first_line)
+    assert ("metric" in proc.stdout) == (exit_code != 2)
+    assert "teardown ran" not in proc.stderr
+
+
+def test_in_process_the_check_returns_and_the_interpreter_goes_on(capsys, files):
+    """Called with argv (tests, embedding), main returns the code: the process is not ended."""
+    base = ["--predictions", str(files["preds"]), "--labels", str(files["labels"]), "--task", "binary", "--now", NOW]
+    assert run(capsys, *base)[0] == 0

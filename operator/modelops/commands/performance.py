@@ -97,7 +97,9 @@ def register(sub: Any) -> None:
     check.add_argument("--min-coverage", type=float, default=None, help="default 0.5")
     check.add_argument("--min-labels", type=int, default=None, help="default 100")
     check.add_argument("--estimate", action="store_true", help="add the label-free CBPE estimate")
-    check.set_defaults(func=run_check_command)
+    # Its output written and its files closed, the process ends without the interpreter's
+    # teardown (modelops.cli.end_process): 70 ms of a 1M-row check.
+    check.set_defaults(func=run_check_command, skip_teardown=True)
 
 
 def _fail(message: str) -> int:
