@@ -57,7 +57,8 @@ class JoinResult:
 def _as_string_keys(values: Any) -> Any:
     """Arrow string keys: ids may be integers on one side and strings on the other."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     if isinstance(values, pa.ChunkedArray):
         chunks = values.chunks
@@ -72,12 +73,12 @@ def _as_string_keys(values: Any) -> Any:
         # 12.0 and "12" are the same id; non-integral floats stay as they print.
         out = []
         for c in chunks:
-            integral = pc.and_(pc.is_finite(c), pc.equal(pc.floor(c), c))
-            as_int = pc.cast(pc.if_else(integral, c, 0.0), pa.int64())
-            out.append(pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(c, pa.string())))
+            integral = ak.call("and", ak.call("is_finite", c), ak.call("equal", ak.call("floor", c), c))
+            as_int = ak.cast(ak.call("if_else", integral, c, 0.0), pa.int64())
+            out.append(ak.call("if_else", integral, ak.cast(as_int, pa.string()), ak.cast(c, pa.string())))
         chunks = out
     elif not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        chunks = [pc.cast(c, pa.string()) for c in chunks]
+        chunks = [ak.cast(c, pa.string()) for c in chunks]
     return list(chunks)
 
 
@@ -138,18 +139,18 @@ def _string_column(arr: Any) -> _StringColumn:
     ``"a"`` and ``"a\\0"`` remain different keys. Padding counts characters, not bytes: a column
     with multi-byte characters does not come out uniform and keeps the gather path.
     """
+    from modelops.drift import arrow_kernels as ak
+
     n = len(arr)
     offsets = _offsets(arr)
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_) if arr.null_count else None
+    valid = np.asarray(ak.is_valid(arr).to_numpy(zero_copy_only=False), dtype=np.bool_) if arr.null_count else None
     first, last = (int(offsets[0]), int(offsets[-1])) if n else (0, 0)
     longest = int(np.max(offsets[1:] - offsets[:-1])) if n else 0
     # With the longest length as the maximum, a total of n x longest means every key has it.
     uniform = n > 0 and last - first == n * longest
     length_offsets = offsets
     if n and not uniform and longest <= 8 * MAX_WORDS:
-        import pyarrow.compute as pc
-
-        padded = pc.utf8_rpad(pc.fill_null(arr, "") if arr.null_count else arr, width=longest, padding="\0")
+        padded = ak.utf8_rpad(ak.fill_null(arr, "") if arr.null_count else arr, longest, "\0")
         padded_offsets = _offsets(padded)
         if int(padded_offsets[-1] - padded_offsets[0]) == n * longest:
             arr, offsets, uniform = padded, padded_offsets, True
@@ -393,14 +394,15 @@ def encode_keys(
         codes, size = fast
         return codes[:n_pred], codes[n_pred:], size
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    both = pa.chunked_array([c.cast(pa.large_string()) for c in [*pred, *labels]], type=pa.large_string())
+    from modelops.drift import arrow_kernels as ak
+
+    both = pa.chunked_array([ak.cast(c, pa.large_string()) for c in [*pred, *labels]], type=pa.large_string())
     both = both.combine_chunks()
-    encoded = pc.dictionary_encode(both)
+    encoded = ak.call("dictionary_encode", both)
     size = len(encoded.dictionary)
     codes = np.asarray(
-        pc.fill_null(encoded.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+        ak.fill_null(ak.cast(encoded.indices, pa.int64()), -1).to_numpy(zero_copy_only=False), dtype=np.int64
     )
     return codes[:n_pred], codes[n_pred:], size
 

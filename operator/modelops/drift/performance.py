@@ -115,46 +115,50 @@ def class_tokens(column: Any, what: str) -> tuple[Any, BoolArray]:
     """Class labels as text (numbers without a trailing ``.0``; booleans ``true``/``false``; null
     when missing), and which values are mistyped (non-integral numbers)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     col = _combine(column)
     typ = col.type
     n = len(col)
     mistyped = np.zeros(n, dtype=np.bool_)
     if pa.types.is_boolean(typ):
-        tokens = pc.if_else(col, "true", "false")
+        tokens = ak.call("if_else", col, "true", "false")
     elif pa.types.is_integer(typ):
-        tokens = pc.cast(col, pa.string())
+        tokens = ak.cast(col, pa.string())
     elif pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        values = pc.cast(col, pa.float64())
-        integral = pc.and_(pc.is_finite(values), pc.equal(pc.floor(values), values))
-        whole = pc.cast(pc.if_else(integral, values, 0.0), pa.int64())
-        tokens = pc.if_else(integral, pc.cast(whole, pa.string()), pa.scalar(None, pa.string()))
-        bad = pc.and_(pc.is_finite(values), pc.invert(integral))
-        mistyped = np.asarray(pc.fill_null(bad, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+        values = ak.cast(col, pa.float64())
+        integral = ak.call("and", ak.call("is_finite", values), ak.call("equal", ak.call("floor", values), values))
+        whole = ak.cast(ak.call("if_else", integral, values, 0.0), pa.int64())
+        tokens = ak.call("if_else", integral, ak.cast(whole, pa.string()), pa.scalar(None, pa.string()))
+        bad = ak.call("and", ak.call("is_finite", values), ak.call("invert", integral))
+        mistyped = np.asarray(ak.fill_null(bad, False).to_numpy(zero_copy_only=False), dtype=np.bool_)
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        stripped = pc.utf8_trim_whitespace(col)
-        tokens = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped.cast(pa.string()))
+        stripped = ak.call("utf8_trim_whitespace", col)
+        tokens = ak.call(
+            "if_else", ak.call("equal", stripped, ""), pa.scalar(None, pa.string()), ak.cast(stripped, pa.string())
+        )
     elif pa.types.is_null(typ):
         tokens = pa.nulls(n, pa.string())
     else:
         raise DriftDataError("MistypedData", f"{what} holds {typ}, not class labels")
-    return tokens.cast(pa.string()), mistyped
+    return ak.cast(tokens, pa.string()), mistyped
 
 
 def class_codes(tokens: Any, classes: Sequence[str]) -> IntArray:
     """Index of each token in ``classes``; -1 for missing or unknown."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     if set(classes) == {"0", "1"}:
         # true/false stand for 1/0 when the classes are 0 and 1.
-        index = pc.index_in(tokens, value_set=pa.array(["0", "1", "false", "true"], pa.string()))
-        bit = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        index = ak.index_in(tokens, pa.array(["0", "1", "false", "true"], pa.string()))
+        bit = np.asarray(ak.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         lookup = np.array([classes.index("0"), classes.index("1"), -1], dtype=np.int64)
         return lookup[np.where(bit >= 0, bit % 2, 2)]
-    index = pc.index_in(tokens, value_set=pa.array(list(classes), pa.string()))
-    return np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    index = ak.index_in(tokens, pa.array(list(classes), pa.string()))
+    return np.asarray(ak.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,8 @@ def classify(column: Any, classes: Sequence[str], what: str) -> Classified:
     (one ``searchsorted``); anything else is compared as text (:func:`class_tokens`).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     col = _combine(column)
     typ = col.type
@@ -192,18 +197,18 @@ def classify(column: Any, classes: Sequence[str], what: str) -> Classified:
     boolean = pa.types.is_boolean(typ)
     numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
     if boolean and set(classes) == {"false", "true"}:
-        bits = np.asarray(pc.fill_null(pc.cast(col, pa.int64()), -1).to_numpy(zero_copy_only=False))
+        bits = np.asarray(ak.fill_null(ak.cast(col, pa.int64()), -1).to_numpy(zero_copy_only=False))
         lookup = np.array([classes.index("false"), classes.index("true"), -1], dtype=np.int64)
         codes = lookup[np.where(bits >= 0, bits, 2)]
         return Classified(codes, bits < 0, np.zeros(n, dtype=np.bool_))
     if ints is None or not (boolean or numeric):
         tokens, mistyped = class_tokens(col, what)
         codes = class_codes(tokens, classes)
-        missing = np.asarray(pc.is_null(tokens).to_numpy(zero_copy_only=False), dtype=np.bool_) & ~mistyped
+        missing = np.asarray(ak.is_null(tokens).to_numpy(zero_copy_only=False), dtype=np.bool_) & ~mistyped
         return Classified(codes, missing, mistyped)
     mistyped = np.zeros(n, dtype=np.bool_)
     if pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        floats = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        floats = np.asarray(ak.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         missing = np.isnan(floats)
         integral = np.isfinite(floats) & (np.floor(floats) == floats)
         mistyped = ~missing & ~integral
@@ -212,8 +217,8 @@ def classify(column: Any, classes: Sequence[str], what: str) -> Classified:
         missing = np.zeros(n, dtype=np.bool_)
         values = col.to_numpy()  # zero-copy
     else:
-        missing = np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=np.bool_)
-        values = np.asarray(pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        missing = np.asarray(ak.is_null(col).to_numpy(zero_copy_only=False), dtype=np.bool_)
+        values = np.asarray(ak.fill_null(ak.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     if np.array_equal(ints, np.arange(ints.size)):
         # Classes 0..k-1 in order (the usual case): a value is its own code.
         hit = (values >= 0) & (values < ints.size) & ~missing & ~mistyped
@@ -227,28 +232,29 @@ def classify(column: Any, classes: Sequence[str], what: str) -> Classified:
 
 def distinct_classes(column: Any, what: str) -> set[str]:
     """The distinct class labels of a column, as text (for inferring the classes)."""
-    import pyarrow.compute as pc
+    from modelops.drift import arrow_kernels as ak
 
-    tokens, _ = class_tokens(pc.unique(_combine(column)), what)
+    tokens, _ = class_tokens(ak.call("unique", _combine(column)), what)
     return _distinct(tokens)
 
 
 def numeric_values(column: Any, what: str) -> tuple[FloatArray, BoolArray]:
     """Regression targets or predictions as float64 (NaN when missing), and the mistyped values."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     col = _combine(column)
     typ = col.type
     n = len(col)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        values = ak.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         return np.array(values, dtype=np.float64), np.zeros(n, dtype=np.bool_)
     if pa.types.is_null(typ):
         return np.full(n, np.nan), np.zeros(n, dtype=np.bool_)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         try:
-            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            values = ak.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
             return np.array(values, dtype=np.float64), np.zeros(n, dtype=np.bool_)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             out = np.full(n, np.nan)
@@ -272,9 +278,9 @@ def _sort_classes(tokens: set[str]) -> list[str]:
 
 
 def _distinct(tokens: Any) -> set[str]:
-    import pyarrow.compute as pc
+    from modelops.drift import arrow_kernels as ak
 
-    return {t for t in pc.unique(tokens).to_pylist() if t is not None}
+    return {t for t in ak.call("unique", tokens).to_pylist() if t is not None}
 
 
 def infer_classes(settings: PerformanceSettings, seen: set[str], n_proba: int) -> list[str]:
@@ -515,9 +521,10 @@ def prepare(
     unknown_rows = matched & (row_state == LABEL_UNKNOWN)
     if np.any(unknown_rows):
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        picked = pc.take(_combine(labels.labels), pa.array(row[unknown_rows][:10000]))
+        from modelops.drift import arrow_kernels as ak
+
+        picked = ak.take(_combine(labels.labels), pa.array(row[unknown_rows][:10000]))
         unknown_values = sorted(distinct_classes(picked, "labels"))[:UNKNOWN_SHOWN]
 
     delay: Future[float | None] | None = None

@@ -247,19 +247,20 @@ def epoch_micros(column: Any, what: str) -> npt.NDArray[np.int64]:
     A missing or unparseable value is ``INT64_MIN``; the caller counts it.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     typ = column.type
     try:
         if pa.types.is_timestamp(typ):
             if typ.tz is None:
-                column = pc.assume_timezone(column, "UTC")
-            us = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                column = ak.assume_timezone(column, "UTC")
+            us = ak.cast(ak.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
         elif pa.types.is_date(typ):
-            us = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+            us = ak.cast(ak.cast(column, pa.timestamp("us")), pa.int64())
         elif pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-            seconds = pc.cast(column, pa.float64())
-            us = pc.cast(pc.round(pc.multiply(seconds, 1e6)), pa.int64(), safe=False)
+            seconds = ak.cast(column, pa.float64())
+            us = ak.cast(ak.call("round", ak.call("multiply", seconds, 1e6)), pa.int64(), safe=False)
         elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
             us = _parse_text_times(column)
         elif pa.types.is_null(typ):
@@ -268,17 +269,18 @@ def epoch_micros(column: Any, what: str) -> npt.NDArray[np.int64]:
             raise DriftDataError("MistypedData", f"{what} has type {typ}, not timestamps")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise DriftDataError("MistypedData", f"{what} cannot be read as timestamps: {_first_line(exc)}") from exc
-    out = pc.fill_null(us, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+    out = ak.fill_null(us, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(out, dtype=np.int64)
 
 
 def _parse_text_times(column: Any) -> Any:
     """RFC 3339 with ``Z``/offset (naive means UTC), or epoch seconds as text; null if neither."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from modelops.drift import arrow_kernels as ak
 
     try:
-        return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return ak.cast(ak.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     from datetime import UTC, datetime
@@ -476,7 +478,7 @@ class Prefetch:
         )
         pool.shutdown(wait=False)
         # Needed once the files are parsed (timestamps, keys): imported while they are.
-        import pyarrow.compute  # noqa: F401
+        import modelops.drift.arrow_kernels  # noqa: F401
 
     def result(self) -> tuple[PredictionData, LabelData]:
         return self._predictions.result(), self._labels.result()
