@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +51,6 @@ from modelops.drift.errors import DriftDataError
 from modelops.drift.labels_join import KEY_DUPLICATE, KEY_MISSING, as_arrow, encode_keys, join_codes
 from modelops.drift.performance_io import LabelData, PredictionData, Prefetch, ReadPlan, read_sources
 
-T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -371,15 +370,6 @@ def _window_mask(time_us: IntArray | None, n: int, start: datetime | None, end: 
     return mask
 
 
-def _in_background(func: Callable[..., T], *args: Any) -> Future[T]:
-    """``func(*args)`` in a thread of its own (numpy and Arrow release the GIL on big arrays)."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(func, *args)
-    finally:
-        pool.shutdown(wait=False)
-
-
 def _micros(when: datetime) -> int:
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     delta = when - datetime(1970, 1, 1, tzinfo=UTC)
@@ -404,7 +394,7 @@ def prepare(
     The keys' encoding (the join's costly half, see :func:`~modelops.drift.labels_join.encode_keys`)
     starts first, in its own thread, while the labels and predictions are typed here.
     """
-    encoding = _in_background(encode_keys, as_arrow(predictions.keys), as_arrow(labels.ids))
+    encoding = pm.in_background(encode_keys, as_arrow(predictions.keys), as_arrow(labels.ids))
     n = predictions.rows
     task = settings.task
     pred_col = predictions.column(settings.prediction_output)
@@ -530,7 +520,7 @@ def prepare(
     delay: Future[float | None] | None = None
     if labels.time_us is not None and predictions.time_us is not None and np.any(usable):
         # On the other core while the counts below are taken (a gather and a partition).
-        delay = _in_background(_label_delay, labels.time_us, predictions.time_us, row, usable)
+        delay = pm.in_background(_label_delay, labels.time_us, predictions.time_us, row, usable)
 
     status = joined.key_status
     invalid = int(np.count_nonzero(in_window & ~pred_valid))

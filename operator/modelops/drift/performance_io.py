@@ -430,29 +430,15 @@ class ReadPlan:
 
 
 def read_sources(plan: ReadPlan) -> tuple[PredictionData, LabelData]:
-    """Both sources at once (Arrow's readers release the GIL): the labels in a second thread."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        labels = pool.submit(
-            read_labels, plan.labels_uri, plan.labels_format, plan.id_column, plan.label_column, plan.event_time_column
-        )
-        predictions = read_predictions(
-            plan.predictions_uri,
-            plan.predictions_format,
-            plan.join_key,
-            plan.outputs,
-            probability_prefix=plan.probability_prefix,
-            need_time=plan.need_time,
-        )
-        return predictions, labels.result()
+    """Both sources at once (Arrow's readers release the GIL), each in a thread of its own."""
+    return Prefetch(plan).result()
 
 
 class Prefetch:
-    """Both reads of :func:`read_sources` started in background threads, so that the reading
-    overlaps what the caller still has to do (the CLI imports and validates its settings
-    meanwhile). The check uses the result only if its own plan is the same; errors surface from
-    :meth:`result`, the predictions' first (as in :func:`read_sources`)."""
+    """Both reads started in background threads, so that the reading overlaps what the caller
+    still has to do (the CLI imports and validates its settings meanwhile). The check uses the
+    result only if its own plan is the same; errors surface from :meth:`result`, the
+    predictions' first."""
 
     def __init__(self, plan: ReadPlan) -> None:
         from concurrent.futures import ThreadPoolExecutor

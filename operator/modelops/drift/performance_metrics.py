@@ -255,7 +255,7 @@ def classification_metrics(
             is_pos = yt == positive
             if is_pos.size >= CONCURRENT_ROWS:
                 # The AUC's sort on another core while the rest is counted (numpy releases the GIL).
-                auc = _concurrently(roc_auc_binary, is_pos, pr)
+                auc = in_background(roc_auc_binary, is_pos, pr)
     out: dict[MetricName, MetricValue] = {"accuracy": accuracy(y_true, y_pred)}
     out.update(precision_recall_f1(y_true, y_pred, n_classes, positive))
     if proba is None:
@@ -276,8 +276,8 @@ CONCURRENT_ROWS = 200_000
 """From this many rows the binary AUC runs in a thread of its own (below, a thread costs more than it saves)."""
 
 
-def _concurrently(func: Callable[..., T], *args: Any) -> Future[T]:
-    """``func(*args)`` in a thread of its own; the result is the same as calling it here."""
+def in_background(func: Callable[..., T], *args: Any) -> Future[T]:
+    """``func(*args)`` in a thread of its own (numpy and Arrow release the GIL on big arrays)."""
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1)
