@@ -185,18 +185,38 @@ def _apply_digest(
 
 
 def _archive_sibling(sibling: Sibling, promoted: str, now: datetime) -> Demotion:
-    old_stage = sibling.status.stage or Stage.NONE
     msg = f"archived: {promoted} was promoted to Production"
+    return _move(sibling, Stage.ARCHIVED, SUPERSEDED, msg, now, "Normal")
+
+
+def _move(
+    sibling: Sibling,
+    stage: Stage,
+    reason: str,
+    msg: str,
+    now: datetime,
+    event_type: Literal["Normal", "Warning"],
+    actor: str | None = None,
+) -> Demotion:
+    """Another version to ``stage``: its status with a StageChanged history entry, and its Event."""
     status = sibling.status.model_copy(
         update={
-            "stage": Stage.ARCHIVED,
+            "stage": stage,
             "history": append_history(
                 sibling.status.history,
-                _entry(now, "StageChanged", SUPERSEDED, msg, from_value=old_stage, to_value=Stage.ARCHIVED),
+                _entry(
+                    now,
+                    "StageChanged",
+                    reason,
+                    msg,
+                    from_value=sibling.status.stage or Stage.NONE,
+                    to_value=stage,
+                    actor=actor,
+                ),
             ),
         }
     )
-    return Demotion(sibling.name, sibling.resource_version, status, EventSpec("Normal", SUPERSEDED, msg))
+    return Demotion(sibling.name, sibling.resource_version, status, EventSpec(event_type, reason, msg), stage)
 
 
 def _champions(siblings: Sequence[Sibling], name: str) -> list[Champion]:
@@ -543,24 +563,7 @@ def rollback_stage_changes(rb: RolledBackCanary, now: datetime) -> tuple[Demotio
         msg = f"stage Production -> Archived: ModelDeployment {rb.deployment} rolled its canary back ({rb.cause})"
         if stable is not None:
             msg += f"; {stable.name} keeps serving its stable traffic"
-        status = failed.status.model_copy(
-            update={
-                "stage": Stage.ARCHIVED,
-                "history": append_history(
-                    failed.status.history,
-                    _entry(
-                        now,
-                        "StageChanged",
-                        ROLLED_BACK,
-                        msg,
-                        from_value=Stage.PRODUCTION,
-                        to_value=Stage.ARCHIVED,
-                        actor=OPERATOR_ACTOR,
-                    ),
-                ),
-            }
-        )
-        out.append(Demotion(failed.name, failed.resource_version, status, EventSpec("Warning", ROLLED_BACK, msg)))
+        out.append(_move(failed, Stage.ARCHIVED, ROLLED_BACK, msg, now, "Warning", OPERATOR_ACTOR))
         failed_stage = Stage.ARCHIVED
     if stable is None or failed_stage == Stage.PRODUCTION or rb.other_production:
         return tuple(out)
@@ -577,26 +580,5 @@ def rollback_stage_changes(rb: RolledBackCanary, now: datetime) -> tuple[Demotio
             f"stage Archived -> Production: restored, it serves ModelDeployment {rb.deployment}'s stable traffic "
             f"after the canary of {failed.name} was rolled back ({rb.cause})"
         )
-        status = stable.status.model_copy(
-            update={
-                "stage": Stage.PRODUCTION,
-                "history": append_history(
-                    stable.status.history,
-                    _entry(
-                        now,
-                        "StageChanged",
-                        ROLLED_BACK,
-                        msg,
-                        from_value=Stage.ARCHIVED,
-                        to_value=Stage.PRODUCTION,
-                        actor=OPERATOR_ACTOR,
-                    ),
-                ),
-            }
-        )
-        out.append(
-            Demotion(
-                stable.name, stable.resource_version, status, EventSpec("Normal", ROLLED_BACK, msg), Stage.PRODUCTION
-            )
-        )
+        out.append(_move(stable, Stage.PRODUCTION, ROLLED_BACK, msg, now, "Normal", OPERATOR_ACTOR))
     return tuple(out)

@@ -428,10 +428,14 @@ def _steady(p: _Plan) -> bool:
     return False
 
 
+def _last_rollback(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
+    return next((h for h in reversed(history) if h.event == "RolledBack"), None)
+
+
 def _still_rolled_back(p: _Plan, then: str) -> None:
     """Phase RolledBack, Stalled with the reason and message of the last rollback, and ``then``."""
     st = p.status
-    last = next((h for h in reversed(p.history or st.history) if h.event == "RolledBack"), None)
+    last = _last_rollback(p.history or st.history)
     why = last.message if last is not None else f"{st.failed_version} was rolled back"
     p.update(phase=RolloutPhase.ROLLED_BACK)
     p.situate(
@@ -443,7 +447,7 @@ def rolled_back_at(status: ModelDeploymentStatus) -> tuple[datetime, str] | None
     """When and why ``status.failedVersion`` was rolled back (its last RolledBack history entry)."""
     if status.failed_version is None:
         return None
-    last = next((h for h in reversed(status.history) if h.event == "RolledBack"), None)
+    last = _last_rollback(status.history)
     return (last.time, last.reason or "RolledBack") if last is not None else None
 
 

@@ -462,7 +462,8 @@ def join_codes(
     # One table per key, gathered once per prediction: its label row (-1: none), or -2 where the
     # key is shared by several predictions (a second gather of the counts would cost as much again:
     # both are random reads of a table of n_keys entries).
-    per_key = chosen.astype(np.int32) if labels_fit_int32(n_labels) else chosen.copy()
+    # Label rows fit int32 (a table half the size: fewer cache misses) but past 2**31 labels.
+    per_key: npt.NDArray[np.signedinteger[Any]] = chosen.astype(np.int32 if n_labels < 2**31 - 1 else np.int64)
     per_key[pred_count > 1] = SHARED_KEY
     if all_keys:
         gathered = per_key[pred_codes]
@@ -490,11 +491,6 @@ def join_codes(
         labels_without_predictions=n_has_label - used,
         label_ids_used=used,
     )
-
-
-def labels_fit_int32(n_labels: int) -> bool:
-    """Label row numbers fit int32: the per-key table is then half the size (fewer cache misses)."""
-    return n_labels < 2**31 - 1
 
 
 def as_arrow(values: Any) -> Any:

@@ -35,16 +35,17 @@ from pydantic import ValidationError
 
 from modelops.api.base import describe_spec_error
 from modelops.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, RolloutPhase
-from modelops.api.modelversion import ModelVersionStatus, Stage
+from modelops.api.modelversion import Stage
 from modelops.core.conditions import get_condition, set_condition
 from modelops.core.model_server_manifests import DeploymentRef, ServerOptions
-from modelops.core.registry import EventSpec, RolledBackCanary, Sibling, rollback_stage_changes
+from modelops.core.registry import EventSpec, RolledBackCanary, rollback_stage_changes
 from modelops.core.rollout import Decision, decide, rolled_back_at
 from modelops.core.rollout_clock import next_check
 from modelops.core.version_selection import VersionInfo
 from modelops.handlers.modelversion import apply_stage_changes
 from modelops.images import operator_image
 from modelops.k8s import events
+from modelops.k8s.observe import sibling_of
 from modelops.k8s.resources import MODEL_VERSION, Conflict, CustomObjects
 from modelops.k8s.rollout_io import (
     Catalog,
@@ -342,15 +343,6 @@ def reconcile(
         return Reconciled(now, active=active, changed=changed, wait_until=decision.wait_until)
 
 
-def _sibling(obj: Mapping[str, Any]) -> Sibling:
-    return Sibling(
-        name=str(obj["metadata"]["name"]),
-        requested_stage=Stage((obj.get("spec") or {}).get("stage") or Stage.NONE),
-        status=ModelVersionStatus.model_validate(obj.get("status") or {}),
-        resource_version=str(obj["metadata"].get("resourceVersion") or ""),
-    )
-
-
 def registry_after_rollback(
     api: CustomObjects,
     owner: DeploymentRef,
@@ -402,8 +394,8 @@ def registry_after_rollback(
     changes = rollback_stage_changes(
         RolledBackCanary(
             deployment=owner.name,
-            failed=_sibling(failed_obj),
-            stable=_sibling(stable_obj) if stable_obj is not None else None,
+            failed=sibling_of(failed_obj),
+            stable=sibling_of(stable_obj) if stable_obj is not None else None,
             rolled_back_at=rolled_back[0],
             cause=rolled_back[1],
             serves_stable_elsewhere=elsewhere,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -56,16 +57,20 @@ def observe_siblings(
         spec = obj.get("spec") or {}
         if spec.get("modelName") != model_name:
             continue
-        siblings.append(
-            Sibling(
-                name=obj["metadata"]["name"],
-                requested_stage=Stage(spec.get("stage", Stage.NONE)),
-                status=ModelVersionStatus.model_validate(obj.get("status") or {}),
-                resource_version=str(obj["metadata"].get("resourceVersion", "")),
-                metrics=spec.get("metrics") or None,
-            )
-        )
+        siblings.append(sibling_of(obj))
     return tuple(siblings)
+
+
+def sibling_of(obj: Mapping[str, Any]) -> Sibling:
+    """A ModelVersion object as the registry's decisions read another version."""
+    spec = obj.get("spec") or {}
+    return Sibling(
+        name=str(obj["metadata"]["name"]),
+        requested_stage=Stage(spec.get("stage") or Stage.NONE),
+        status=ModelVersionStatus.model_validate(obj.get("status") or {}),
+        resource_version=str(obj["metadata"].get("resourceVersion") or ""),
+        metrics=spec.get("metrics") or None,
+    )
 
 
 def observe_policies(api: CustomObjects, namespace: str, model_name: str) -> tuple[PolicyRef, ...]:
